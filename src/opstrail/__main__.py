@@ -1,0 +1,6 @@
+"""``python -m opstrail`` runs the command-line interface."""
+
+from opstrail.cli.main import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""HTTP: the console API, the Dify-compatible service API, health and metrics."""

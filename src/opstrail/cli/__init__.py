@@ -1,0 +1,1 @@
+"""The ``opstrail`` command line (Typer)."""

@@ -1,0 +1,1 @@
+"""Per-app tracing configuration: credentials, validation, states, policy."""

@@ -1,0 +1,1 @@
+"""Durability: the outbox, the dispatcher and its workers."""

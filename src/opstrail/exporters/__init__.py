@@ -1,0 +1,1 @@
+"""Wire formats and HTTP clients for Langfuse: thin serializers plus one client each."""

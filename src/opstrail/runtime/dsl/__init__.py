@@ -1,0 +1,1 @@
+"""Dify DSL: parsing and checking app documents."""

@@ -1,0 +1,1 @@
+"""Model clients: the offline model, OpenAI-compatible endpoints, and the registry."""

@@ -1,0 +1,60 @@
+"""Value types shared by the trace model: JSON values and timezone-aware UTC times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Union
+
+from typing_extensions import TypeAliasType
+
+from opstrail.errors import NaiveDatetimeError
+
+# A JSON value as decoded by ``json.loads``. Named with TypeAliasType so that validators at the
+# edges (the outbox codec) can resolve the recursion.
+JsonValue = TypeAliasType(
+    "JsonValue",
+    "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None",
+)
+JsonObject = dict[str, JsonValue]
+
+
+def require_utc(value: datetime, field_name: str) -> datetime:
+    """Return ``value`` converted to UTC.
+
+    Raises:
+        NaiveDatetimeError: ``value`` has no time zone; a naive time would be read in the
+            host's local zone somewhere down the line and shift the trace.
+    """
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise NaiveDatetimeError(
+            f"{field_name} must be timezone-aware (got naive {value.isoformat()}); "
+            "use datetime.now(timezone.utc) or attach a tzinfo"
+        )
+    return value.astimezone(UTC)
+
+
+def optional_utc(value: datetime | None, field_name: str) -> datetime | None:
+    """Like ``require_utc`` but lets ``None`` through."""
+    return None if value is None else require_utc(value, field_name)
+
+
+__all__ = ["JsonObject", "JsonValue", "Union", "optional_utc", "require_utc"]
+
+
+def normalise_times(instance: object) -> None:
+    """Check every datetime field of a frozen dataclass and store it as UTC.
+
+    Called from ``__post_init__`` of the trace-info records, so that a record is either
+    complete and timezone-aware or never created.
+
+    Raises:
+        NaiveDatetimeError: a datetime field has no time zone.
+    """
+    from dataclasses import fields  # local: keeps the module's import surface tiny
+
+    for f in fields(instance):  # type: ignore[arg-type]
+        value = getattr(instance, f.name)
+        if isinstance(value, datetime):
+            object.__setattr__(
+                instance, f.name, require_utc(value, f"{type(instance).__name__}.{f.name}")
+            )
