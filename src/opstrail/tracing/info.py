@@ -100,6 +100,11 @@ class ModelCall:
     or a plain string for completion-mode models; ``completion`` is what the model returned.
     ``price`` is the total price in ``currency``; ``input_price``/``output_price`` split it
     when known. ``time_to_first_token`` is seconds from the call's start (streaming only).
+    ``prompt_tokens``/``completion_tokens`` are inclusive counts as providers report them;
+    ``usage_details`` may add sub-buckets they include (``input_cached_tokens``,
+    ``output_reasoning_tokens``: keys starting ``input_``/``output_``), which the builder
+    subtracts to send Langfuse exclusive buckets. Other keys (``input``, ``output``,
+    ``total``) are ignored by the builder, since they would count tokens twice.
     """
 
     provider: str
