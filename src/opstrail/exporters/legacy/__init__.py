@@ -1,0 +1,1 @@
+"""Legacy batch ingestion path (``POST /api/public/ingestion``): encoding and the exporter."""

@@ -1,0 +1,1 @@
+"""OTLP/HTTP path: protobuf encoding and the exporter."""

@@ -1,0 +1,145 @@
+"""``OtlpExporter``: traces as gzipped OTLP protobuf to ``POST /api/public/otel/v1/traces``.
+
+One request per call when it fits in ``max_request_bytes`` (4 MB uncompressed, contract §3.3);
+otherwise traces are packed into several requests, and a trace that alone is too large has its
+largest fields cut first (``exporters.limits.shrink_trace``). The result then reports per trace.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Sequence
+from typing import Final
+
+import httpx
+
+from opstrail.exporters.base import Destination, ExportResult, Outcome, TraceResult
+from opstrail.exporters.http import (
+    DEFAULT_TIMEOUT,
+    STOPS_DESTINATION,
+    auth_headers,
+    result_for_status,
+    send,
+    url,
+    worst,
+)
+from opstrail.exporters.limits import shrink_trace
+from opstrail.exporters.otlp.encode import encode_bytes
+from opstrail.exporters.scores import delete_score, post_score
+from opstrail.tracing.tree import Score, Trace
+
+OTLP_PATH: Final = "/api/public/otel/v1/traces"
+OTLP_MAX_REQUEST_BYTES: Final = 4 * 1024 * 1024
+INGESTION_VERSION: Final = "4"
+
+
+def _encoded_size(trace: Trace) -> int:
+    return len(encode_bytes([trace]))
+
+
+class OtlpExporter:
+    """Sends traces over OTLP/HTTP and scores over the scores API.
+
+    Args:
+        client: the destination's own HTTP client; one is created (and closed by ``close``)
+            when omitted. Never share a process-global client between destinations.
+        timeout: per-request timeout.
+        max_request_bytes: cap of one uncompressed request body.
+    """
+
+    def __init__(
+        self,
+        client: httpx.Client | None = None,
+        *,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        max_request_bytes: int = OTLP_MAX_REQUEST_BYTES,
+    ) -> None:
+        self._owns_client = client is None
+        self._client = client if client is not None else httpx.Client(timeout=timeout)
+        self._timeout = timeout
+        self._max_request_bytes = max_request_bytes
+
+    def export(self, traces: Sequence[Trace], destination: Destination) -> ExportResult:
+        """Send ``traces``; see the module docstring for splitting and truncation."""
+        if not traces:
+            return ExportResult(Outcome.DELIVERED, message="nothing to send")
+        body = encode_bytes(traces)
+        if len(body) <= self._max_request_bytes:
+            return self._post(body, destination)
+        return self._export_split(traces, destination)
+
+    def _export_split(self, traces: Sequence[Trace], destination: Destination) -> ExportResult:
+        results: dict[str, TraceResult] = {}
+        chunks: list[list[Trace]] = []
+        size = 0
+        for trace in traces:
+            encoded = encode_bytes([trace])
+            if len(encoded) > self._max_request_bytes:
+                trace = shrink_trace(trace, self._max_request_bytes, measure=_encoded_size)
+                encoded = encode_bytes([trace])
+                if len(encoded) > self._max_request_bytes:
+                    results[trace.id] = TraceResult(
+                        trace.id,
+                        Outcome.TOO_LARGE,
+                        f"trace is {len(encoded)} bytes even after truncation "
+                        f"(cap {self._max_request_bytes})",
+                    )
+                    continue
+            if not chunks or size + len(encoded) > self._max_request_bytes:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(trace)
+            size += len(encoded)
+        stopped: ExportResult | None = None
+        retry_after: float | None = None
+        for chunk in chunks:
+            if stopped is None:
+                result = self._post(encode_bytes(chunk), destination)
+                if result.outcome in STOPS_DESTINATION:
+                    stopped = result
+            else:
+                # Nothing more gets through now (auth, rate limit, server down): not sent.
+                result = stopped
+            retry_after = result.retry_after or retry_after
+            for trace in chunk:
+                results[trace.id] = TraceResult(trace.id, result.outcome, result.message)
+        overall = worst(r.outcome for r in results.values())
+        first = next((r for r in results.values() if r.outcome is overall), None)
+        return ExportResult(
+            overall,
+            message=first.message if first else "",
+            retry_after=retry_after,
+            traces=results,
+        )
+
+    def _post(self, body: bytes, destination: Destination) -> ExportResult:
+        headers = {
+            **auth_headers(destination),
+            "Content-Type": "application/x-protobuf",
+            "Content-Encoding": "gzip",
+            "x-langfuse-ingestion-version": INGESTION_VERSION,
+        }
+        response = send(
+            self._client,
+            "POST",
+            url(destination, OTLP_PATH),
+            headers=headers,
+            content=gzip.compress(body, compresslevel=6, mtime=0),
+            timeout=self._timeout,
+        )
+        if isinstance(response, ExportResult):
+            return response
+        return result_for_status(response, not_found_is_wrong_path=True)
+
+    def export_score(self, score: Score, destination: Destination) -> ExportResult:
+        """Create or replace one score over ``POST /api/public/scores``."""
+        return post_score(self._client, score, destination, timeout=self._timeout)
+
+    def delete_score(self, score_id: str, destination: Destination) -> ExportResult:
+        """Delete one score; 404 counts as delivered."""
+        return delete_score(self._client, score_id, destination, timeout=self._timeout)
+
+    def close(self) -> None:
+        """Close the HTTP client if this exporter created it."""
+        if self._owns_client:
+            self._client.close()
