@@ -1,0 +1,1 @@
+"""The workflow engine: variable pool, templates, conditions, scheduler and run recorder."""
