@@ -1,1 +1,1 @@
-"""Server-rendered console pages (Jinja2 + htmx)."""
+"""Server-rendered console pages (Jinja2 templates and small vanilla scripts, no build step)."""
