@@ -37,8 +37,16 @@ class Settings(BaseSettings):
         description="Bearer token of the console API. Default: generated on first start, "
         "printed once, stored only as a hash.",
     )
-    environment_api: str = Field(default="production", pattern=r"^[a-z0-9_-]{1,40}$")
-    environment_console: str = Field(default="debug", pattern=r"^[a-z0-9_-]{1,40}$")
+    environment_api: str = Field(
+        default="production",
+        pattern=r"^[a-z0-9_-]{1,40}$",
+        description="Langfuse environment of service-API runs.",
+    )
+    environment_console: str = Field(
+        default="debug",
+        pattern=r"^[a-z0-9_-]{1,40}$",
+        description="Langfuse environment of console (debug and preview) runs.",
+    )
     low_cardinality_names: bool = Field(
         default=False,
         description="Trace names 'workflow'/'message' instead of 'workflow_<id>'/'message_<id>'.",
@@ -56,17 +64,46 @@ class Settings(BaseSettings):
         default=False,
         description="Tests: resolve tracing hosts only to loopback addresses.",
     )
-    embedded_dispatcher: bool = True
-    dispatch_batch_size: int = Field(default=200, ge=1, le=10_000)
-    dispatch_poll_interval: float = Field(default=0.05, gt=0)
-    dispatch_lease_seconds: float = Field(default=60.0, gt=0)
-    max_row_age_days: float = Field(default=7.0, gt=0)
-    retention_days: float = Field(default=30.0, gt=0)
-    run_timeout_seconds: float = Field(default=300.0, gt=0)
-    code_timeout_seconds: float = Field(default=10.0, gt=0)
-    code_memory_mb: int = Field(default=256, ge=16)
-    http_timeout_seconds: float = Field(default=10.0, gt=0)
-    log_json: bool = True
+    embedded_dispatcher: bool = Field(
+        default=True,
+        description="Deliver traces from inside `opstrail serve` (off: run `opstrail worker`).",
+    )
+    dispatch_batch_size: int = Field(
+        default=200, ge=1, le=10_000, description="Outbox rows claimed and sent per batch."
+    )
+    dispatch_poll_interval: float = Field(
+        default=0.05, gt=0, description="Seconds between outbox polls when idle."
+    )
+    dispatch_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a claimed row stays leased; after a crash it is due again then.",
+    )
+    max_row_age_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="Undelivered rows older than this are dead-lettered (never deleted).",
+    )
+    retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="Delivered rows keep their trace info this long, for `opstrail export`.",
+    )
+    run_timeout_seconds: float = Field(
+        default=300.0, gt=0, description="A workflow run that takes longer fails (ERROR)."
+    )
+    code_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="CPU-time limit of one code node execution."
+    )
+    code_memory_mb: int = Field(
+        default=256, ge=16, description="Memory limit of one code node execution."
+    )
+    http_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Timeout of http-request nodes and Langfuse calls."
+    )
+    log_json: bool = Field(
+        default=True, description="JSON log lines (secrets redacted); off: plain text."
+    )
 
     @field_validator("data_dir")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opstrail import errors
 
@@ -42,6 +43,19 @@ def install_error_handlers(app: FastAPI) -> None:
             {"code": exc.code, "message": exc.message, "status": status},
             status_code=status,
             headers=headers,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own refusals (404 route, 405 method, unparsable body) answer in the
+        # same {"code", "message"} shape as ours.
+        codes = {400: "invalid_param", 401: "unauthorized", 404: "not_found",
+                 405: "method_not_allowed", 413: "payload_too_large"}
+        code = codes.get(exc.status_code, "http_error")
+        return JSONResponse(
+            {"code": code, "message": str(exc.detail), "status": exc.status_code},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
         )
 
     @app.exception_handler(RequestValidationError)

@@ -20,6 +20,8 @@ MODES: Final = ("chat", "agent-chat", "completion", "advanced-chat", "workflow")
 MODEL_CONFIG_MODES: Final = ("chat", "agent-chat", "completion")
 WORKFLOW_MODES: Final = ("advanced-chat", "workflow")
 MAX_DSL_BYTES: Final = 10 * 1024 * 1024
+# libyaml's loader is about 10x faster than the pure-Python one; same safe subset of YAML.
+_SAFE_LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +60,7 @@ def parse_document(yaml_content: str) -> AppDocument:
     if len(yaml_content.encode("utf-8", errors="replace")) > MAX_DSL_BYTES:
         raise DslError(f"the DSL document is larger than {MAX_DSL_BYTES // (1024 * 1024)} MB")
     try:
-        data = yaml.safe_load(yaml_content)
+        data = yaml.load(yaml_content, Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         raise DslError(f"the DSL document is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

@@ -1,4 +1,11 @@
 """Table modules, one per aggregate. Importing this package registers all of them on
 ``Base.metadata``; every new table module must be imported here."""
 
-from opstrail.storage.tables import apps  # noqa: F401
+from opstrail.storage.tables import (  # noqa: F401
+    apps,
+    chat,
+    datasets,
+    outbox,
+    tracing,
+    workflows,
+)

@@ -1,0 +1,1 @@
+"""``opstrail demo``: the whole path on the embedded defaults, driven over HTTP."""
