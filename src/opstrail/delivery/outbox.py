@@ -1,0 +1,152 @@
+"""Writing to the outbox, inside the caller's transaction, with no network.
+
+``enqueue_trace``/``enqueue_score`` insert a row in the caller's transaction: it exists if
+and only if that transaction commits (a rollback leaves nothing to send). The dispatcher
+(``opstrail.delivery.dispatcher``) picks rows up after the commit. A Core ``INSERT`` is used
+rather than an ORM object: it is on the request path, and costs a third of an ORM flush.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Table, insert, update
+from sqlalchemy.orm import Session
+
+from opstrail.delivery import codec
+from opstrail.ids import score_id as make_score_id
+from opstrail.storage.base import utcnow
+from opstrail.storage.tables.outbox import DUE_STATES, OutboxRow, OutboxState
+from opstrail.tracing.info import FeedbackInfo, RootTraceInfo
+from opstrail.tracing.policy import feedback_trace_id, root_trace_id
+
+_TABLE = cast(Table, OutboxRow.__table__)
+
+
+def enqueue_trace(
+    session: Session,
+    info: RootTraceInfo,
+    *,
+    routed: bool = True,
+    now: datetime | None = None,
+) -> int:
+    """Insert the outbox row of one root trace record in the caller's transaction.
+
+    Args:
+        session: the caller's session; the row commits or rolls back with the caller.
+        info: the policy-applied record.
+        routed: ``False`` stores the row ``unrouted`` (tracing not configured or disabled):
+            kept for ``opstrail export``, never sent by the dispatcher.
+        now: the clock, for tests.
+
+    Returns:
+        The new row's id.
+    """
+    return _insert(
+        session,
+        app_id=info.context.app_id,
+        kind=codec.kind_of(info),
+        trace_id=root_trace_id(info),
+        score_id=None,
+        payload=codec.encode(info),
+        routed=routed,
+        now=now,
+    )
+
+
+def _insert(
+    session: Session,
+    *,
+    app_id: str,
+    kind: str,
+    trace_id: str,
+    score_id: str | None,
+    payload: str,
+    routed: bool,
+    now: datetime | None,
+) -> int:
+    moment = now or utcnow()
+    values = {
+        "app_id": app_id,
+        "kind": kind,
+        "trace_id": trace_id,
+        "score_id": score_id,
+        "payload": payload,
+        "payload_bytes": len(payload),
+        "state": (OutboxState.PENDING if routed else OutboxState.UNROUTED).value,
+        "attempts": 0,
+        "next_attempt_at": moment,
+        "created_at": moment,
+        "queued_at": moment,
+        "updated_at": moment,
+    }
+    result = cast(CursorResult[Any], session.execute(insert(_TABLE), values))
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def enqueue_score(
+    session: Session,
+    feedback: FeedbackInfo,
+    *,
+    routed: bool = True,
+    now: datetime | None = None,
+) -> int:
+    """Insert the outbox row of a rating (create, replace or delete its score).
+
+    A rating is always sent complete, so an older rating of the same message that is still
+    waiting is cancelled: only the newest one reaches Langfuse, in the right order.
+    """
+    payload = codec.encode(feedback)
+    moment = now or utcnow()
+    sid = make_score_id(feedback.message_id)
+    session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.score_id == sid,
+            OutboxRow.state.in_((*DUE_STATES, OutboxState.UNROUTED.value)),
+            OutboxRow.lease_owner.is_(None),
+        )
+        .values(
+            state=OutboxState.CANCELLED.value,
+            updated_at=moment,
+            last_error_code="superseded",
+            last_error_message="a newer rating of the same message replaced this one",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return _insert(
+        session,
+        app_id=feedback.context.app_id,
+        kind=codec.KIND_SCORE,
+        trace_id=feedback_trace_id(feedback),
+        score_id=sid,
+        payload=payload,
+        routed=routed,
+        now=moment,
+    )
+
+
+def cancel_pending(session: Session, app_id: str, *, now: datetime | None = None) -> int:
+    """Cancel every row of ``app_id`` that waits for delivery (a removed or replaced
+    configuration); returns how many. Cancelled rows keep their payload for
+    ``opstrail export``. Rows leased by a dispatcher right now finish their attempt."""
+    moment = now or utcnow()
+    result = session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.app_id == app_id,
+            OutboxRow.state.in_(DUE_STATES),
+            OutboxRow.lease_owner.is_(None),
+        )
+        .values(
+            state=OutboxState.CANCELLED.value,
+            updated_at=moment,
+            last_error_code="cancelled",
+            last_error_message="tracing configuration removed or replaced",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

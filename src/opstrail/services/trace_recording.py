@@ -1,0 +1,80 @@
+"""Recording traces and ratings: the only call the request path makes for tracing.
+
+``record_trace``/``record_feedback`` run inside the caller's transaction, right before its
+commit: they apply the app's content policy and sampling, and add one outbox row. No network,
+no exporter, no destination lookup happens here; the dispatcher does that after the commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from opstrail.config.tracing_config import recording_settings
+from opstrail.delivery.codec import KIND_SCORE
+from opstrail.delivery.outbox import enqueue_score, enqueue_trace
+from opstrail.settings import Settings
+from opstrail.storage.tables.outbox import OutboxRow
+from opstrail.tracing.info import FeedbackInfo, RootTraceInfo
+from opstrail.tracing.policy import (
+    ContentPolicy,
+    apply_feedback_policy,
+    apply_policy,
+    feedback_trace_id,
+)
+
+
+def record_trace(session: Session, settings: Settings, info: RootTraceInfo) -> None:
+    """Write the outbox row of a finished run (or title generation) into ``session``.
+
+    Call inside your own transaction, right before commit: the row commits or rolls back with
+    your data. The app's content policy is applied now, so the stored payload is what may be
+    sent. A sampled-out trace writes nothing. While tracing is not configured or disabled the
+    row is stored ``unrouted``: never sent by the dispatcher, but ``opstrail export`` can.
+
+    Args:
+        session: the caller's session.
+        settings: deployment settings (part of the contract; recording needs none today).
+        info: the complete root record of the run.
+    """
+    recording = recording_settings(session, info.context.app_id)
+    kept = apply_policy(info, recording.policy)
+    if kept is None:
+        return
+    enqueue_trace(session, kept, routed=recording.enabled)
+
+
+def record_feedback(session: Session, settings: Settings, feedback: FeedbackInfo) -> None:
+    """Write the outbox row of a rating (``None`` rating: delete the score) into ``session``.
+
+    The score follows its trace: it is written when the trace was recorded (a failed run is
+    kept even when its id is not sampled) or when the sampling rule keeps that trace id.
+    """
+    recording = recording_settings(session, feedback.context.app_id)
+    kept = apply_feedback_policy(feedback, recording.policy)
+    if kept is None:
+        if not _trace_recorded(session, feedback):
+            return
+        kept = apply_feedback_policy(feedback, _unsampled(recording.policy))
+        if kept is None:  # pragma: no cover - a rate of 1.0 keeps every id
+            return
+    enqueue_score(session, kept, routed=recording.enabled)
+
+
+def _unsampled(policy: ContentPolicy) -> ContentPolicy:
+    return replace(policy, sample_rate=1.0)
+
+
+def _trace_recorded(session: Session, feedback: FeedbackInfo) -> bool:
+    recorded = session.scalar(
+        select(
+            exists().where(
+                OutboxRow.trace_id == feedback_trace_id(feedback),
+                OutboxRow.app_id == feedback.context.app_id,
+                OutboxRow.kind != KIND_SCORE,
+            )
+        )
+    )
+    return bool(recorded)

@@ -1,0 +1,348 @@
+"""Queries of the delivery outbox: claim, record outcomes, expire, prune, lease.
+
+Keyword-only functions taking a ``Session``; they never commit (the caller owns the
+transaction). Outcome updates only touch rows still leased by the caller (``owner``), so a
+dispatcher that lost its lease (it stalled past ``lease_until`` and another one took the rows)
+cannot overwrite the newer owner's work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import cast
+
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from opstrail.storage.tables.outbox import (
+    DUE_STATES,
+    AppDeliveryState,
+    DispatcherLease,
+    OutboxAck,
+    OutboxRow,
+    OutboxState,
+)
+
+_T = cast(Table, OutboxRow.__table__)
+_ACKS = cast(Table, OutboxAck.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRow:
+    """What a dispatcher needs of a claimed row (plain data, detached from the session)."""
+
+    id: int
+    app_id: str
+    kind: str
+    trace_id: str
+    score_id: str | None
+    payload: str | None
+    payload_bytes: int
+    attempts: int
+    created_at: datetime
+    queued_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RowUpdate:
+    """The outcome of one row: its new state and bookkeeping."""
+
+    id: int
+    state: str
+    next_attempt_at: datetime
+    attempts: int
+    code: str | None = None
+    message: str | None = None
+    destination_key: str | None = None
+    delivered_at: datetime | None = None
+    observation_count: int | None = None
+
+
+def claim_due(
+    session: Session,
+    *,
+    owner: str,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    app_ids: Sequence[str] | None = None,
+) -> list[ClaimedRow]:
+    """Lease up to ``limit`` due rows (oldest due first) to ``owner``.
+
+    On PostgreSQL the rows are locked ``FOR UPDATE SKIP LOCKED``, so concurrent dispatchers
+    never claim the same row; SQLite has a single dispatcher (see ``acquire_lease``).
+    """
+    due = and_(
+        OutboxRow.state.in_(DUE_STATES),
+        OutboxRow.next_attempt_at <= now,
+        or_(OutboxRow.lease_until.is_(None), OutboxRow.lease_until < now),
+    )
+    query = select(
+        OutboxRow.id,
+        OutboxRow.app_id,
+        OutboxRow.kind,
+        OutboxRow.trace_id,
+        OutboxRow.score_id,
+        OutboxRow.payload,
+        OutboxRow.payload_bytes,
+        OutboxRow.attempts,
+        OutboxRow.created_at,
+        OutboxRow.queued_at,
+    ).where(due)
+    if app_ids is not None:
+        query = query.where(OutboxRow.app_id.in_(app_ids))
+    query = query.order_by(OutboxRow.next_attempt_at, OutboxRow.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = [
+        ClaimedRow(
+            id=r.id,
+            app_id=r.app_id,
+            kind=r.kind,
+            trace_id=r.trace_id,
+            score_id=r.score_id,
+            payload=r.payload,
+            payload_bytes=r.payload_bytes,
+            attempts=r.attempts,
+            created_at=r.created_at,
+            queued_at=r.queued_at,
+        )
+        for r in session.execute(query)
+    ]
+    if rows:
+        session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_([r.id for r in rows]))
+            .values(lease_owner=owner, lease_until=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+    return rows
+
+
+def apply_updates(
+    session: Session, *, owner: str, updates: Sequence[RowUpdate], now: datetime
+) -> int:
+    """Write the outcomes of rows leased by ``owner`` and release their lease.
+
+    Returns:
+        How many rows were updated (rows whose lease was lost are skipped).
+    """
+    if not updates:
+        return 0
+    statement = (
+        update(_T)
+        .where(_T.c.id == bindparam("b_id"), _T.c.lease_owner == owner)
+        .values(
+            state=bindparam("b_state"),
+            next_attempt_at=bindparam("b_next"),
+            attempts=bindparam("b_attempts"),
+            last_error_code=bindparam("b_code"),
+            last_error_message=bindparam("b_message"),
+            destination_key=func.coalesce(bindparam("b_dest"), _T.c.destination_key),
+            delivered_at=func.coalesce(bindparam("b_delivered"), _T.c.delivered_at),
+            observation_count=func.coalesce(bindparam("b_obs"), _T.c.observation_count),
+            lease_owner=None,
+            lease_until=None,
+            updated_at=now,
+        )
+    )
+    params = [
+        {
+            "b_id": u.id,
+            "b_state": u.state,
+            "b_next": u.next_attempt_at,
+            "b_attempts": u.attempts,
+            "b_code": u.code,
+            "b_message": u.message,
+            "b_dest": u.destination_key,
+            "b_delivered": u.delivered_at,
+            "b_obs": u.observation_count,
+        }
+        for u in updates
+    ]
+    result = session.connection().execute(statement, params)
+    return int(result.rowcount or 0)
+
+
+def record_acks(
+    session: Session, *, destination_key: str, outbox_ids: Iterable[int], now: datetime
+) -> None:
+    """Remember that ``destination_key`` acknowledged these rows (idempotent)."""
+    ids = sorted(set(outbox_ids))
+    if not ids:
+        return
+    known = set(
+        session.scalars(
+            select(OutboxAck.outbox_id).where(
+                OutboxAck.destination_key == destination_key, OutboxAck.outbox_id.in_(ids)
+            )
+        )
+    )
+    fresh = [
+        {"destination_key": destination_key, "outbox_id": i, "acked_at": now}
+        for i in ids
+        if i not in known
+    ]
+    if fresh:
+        session.connection().execute(insert(_ACKS), fresh)
+
+
+def release_leases(session: Session, *, owner: str, ids: Sequence[int] | None = None) -> int:
+    """Give leased rows back untouched (shutdown, or a batch not sent); returns how many."""
+    statement = update(OutboxRow).where(OutboxRow.lease_owner == owner)
+    if ids is not None:
+        statement = statement.where(OutboxRow.id.in_(ids))
+    result = session.execute(
+        statement.values(lease_owner=None, lease_until=None).execution_options(
+            synchronize_session=False
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def defer_app_rows(
+    session: Session, *, app_id: str, until: datetime, code: str, message: str, now: datetime
+) -> int:
+    """Push every waiting, unleased row of a paused app to ``until`` (no attempt counted)."""
+    result = session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.app_id == app_id,
+            OutboxRow.state.in_(DUE_STATES),
+            OutboxRow.lease_owner.is_(None),
+        )
+        .values(
+            state=OutboxState.RETRYING.value,
+            next_attempt_at=until,
+            last_error_code=code,
+            last_error_message=message,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def wake_app_rows(session: Session, *, app_id: str, now: datetime) -> int:
+    """Make every waiting row of an app due now (its destination was fixed)."""
+    result = session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.app_id == app_id, OutboxRow.state.in_(DUE_STATES))
+        .values(next_attempt_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def expire_old_rows(session: Session, *, now: datetime, max_age: timedelta) -> int:
+    """Dead-letter rows that waited longer than ``max_age`` since they were queued (paused
+    ones included); they keep their payload so ``opstrail export`` can re-send them."""
+    result = session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.state.in_(DUE_STATES),
+            OutboxRow.queued_at < now - max_age,
+            or_(OutboxRow.lease_until.is_(None), OutboxRow.lease_until < now),
+        )
+        .values(
+            state=OutboxState.DEAD.value,
+            lease_owner=None,
+            lease_until=None,
+            last_error_code="expired",
+            last_error_message="waited longer than the age limit; last error: "
+            + func.coalesce(OutboxRow.last_error_code, "none"),
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def prune_payloads(session: Session, *, now: datetime, retention: timedelta) -> int:
+    """Drop the payload of delivered, cancelled and unrouted rows older than ``retention``
+    (the row and its acknowledgements stay). Dead rows keep theirs for re-sending."""
+    cutoff = now - retention
+    result = session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.payload.is_not(None),
+            or_(
+                and_(
+                    OutboxRow.state == OutboxState.DELIVERED.value,
+                    OutboxRow.delivered_at < cutoff,
+                ),
+                and_(
+                    OutboxRow.state.in_(
+                        (OutboxState.CANCELLED.value, OutboxState.UNROUTED.value)
+                    ),
+                    OutboxRow.created_at < cutoff,
+                ),
+            ),
+        )
+        .values(payload=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def acquire_lease(
+    session: Session, *, name: str, owner: str, now: datetime, until: datetime
+) -> bool:
+    """Take or renew the named exclusive lease; ``False`` when someone else holds it."""
+    lease = session.get(DispatcherLease, name, with_for_update=True)
+    if lease is None:
+        session.add(DispatcherLease(name=name, owner=owner, lease_until=until))
+        session.flush()
+        return True
+    if lease.owner != owner and lease.lease_until > now:
+        return False
+    lease.owner = owner
+    lease.lease_until = until
+    session.flush()
+    return True
+
+
+def drop_lease(session: Session, *, name: str, owner: str) -> None:
+    """Give the named lease up (clean shutdown), if ``owner`` still holds it."""
+    session.execute(
+        delete(DispatcherLease).where(DispatcherLease.name == name, DispatcherLease.owner == owner)
+    )
+
+
+def app_states(session: Session, app_ids: Iterable[str]) -> dict[str, AppDeliveryState]:
+    """The delivery state rows of these apps (absent: never tried)."""
+    ids = sorted(set(app_ids))
+    if not ids:
+        return {}
+    return {
+        s.app_id: s
+        for s in session.scalars(select(AppDeliveryState).where(AppDeliveryState.app_id.in_(ids)))
+    }
+
+
+def paused_apps(session: Session) -> list[AppDeliveryState]:
+    """Apps whose destination is paused (401/403)."""
+    return list(session.scalars(select(AppDeliveryState).where(AppDeliveryState.paused)))
+
+
+def app_state(session: Session, app_id: str) -> AppDeliveryState:
+    """The app's delivery state row, created when absent (not flushed)."""
+    state = session.get(AppDeliveryState, app_id)
+    if state is None:
+        state = AppDeliveryState(app_id=app_id, paused=False)
+        session.add(state)
+    return state
+
+
+def state_counts(session: Session, app_id: str) -> dict[str, int]:
+    """Row counts per state for one app."""
+    return {
+        state: int(count)
+        for state, count in session.execute(
+            select(OutboxRow.state, func.count())
+            .where(OutboxRow.app_id == app_id)
+            .group_by(OutboxRow.state)
+        )
+    }
