@@ -157,16 +157,40 @@ def recording_settings(session: Session, app_id: str) -> RecordingSettings:
     """Whether and where the app's runs are traced, and the policy applied before storing.
 
     ``enabled`` is true only when the switch is on and the active provider has a saved
-    configuration. No network, no decryption.
+    configuration. No network, no decryption. It runs on the request path of every run, so
+    it is one narrow query (the switch, the policy columns and whether a config exists),
+    never a load of the encrypted configuration row.
     """
-    row = load_switch(session, app_id)
-    policy = policy_of(row)
-    if row is None or not row.enabled or row.provider is None:
-        return RecordingSettings(enabled=False, provider=None, policy=policy)
-    configured = load_provider_config(session, app_id, row.provider) is not None
-    return RecordingSettings(
-        enabled=configured, provider=row.provider if configured else None, policy=policy
+    configured = (
+        select(TracingProviderConfig.id)
+        .where(
+            TracingProviderConfig.app_id == AppTracing.app_id,
+            TracingProviderConfig.provider == AppTracing.provider,
+        )
+        .exists()
     )
+    found = session.execute(
+        select(
+            AppTracing.enabled,
+            AppTracing.provider,
+            AppTracing.content_mode,
+            AppTracing.mask_patterns_json,
+            AppTracing.sample_rate,
+            configured,
+        ).where(AppTracing.app_id == app_id)
+    ).first()
+    if found is None:
+        return RecordingSettings(enabled=False, provider=None, policy=ContentPolicy())
+    enabled, provider, mode, patterns_json, sample_rate, has_config = found
+    policy = ContentPolicy(
+        mode=mode,
+        mask_patterns=(
+            tuple(json.loads(patterns_json)) if patterns_json is not None else DEFAULT_MASK_PATTERNS
+        ),
+        sample_rate=sample_rate,
+    )
+    on = bool(enabled and provider is not None and has_config)
+    return RecordingSettings(enabled=on, provider=provider if on else None, policy=policy)
 
 
 def open_values(config: TracingProviderConfig, keyring: Keyring) -> ProviderValues:
