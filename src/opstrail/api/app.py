@@ -20,6 +20,7 @@ from fastapi import APIRouter, FastAPI
 from opstrail import __version__
 from opstrail.api import console, service
 from opstrail.api.errors import install_error_handlers
+from opstrail.api.strict_input import StrictInputMiddleware
 from opstrail.settings import Settings
 
 # Hooks run at startup and shutdown, registered by modules that own a resource (the
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, *, hooks: list[LifecycleHook] |
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(StrictInputMiddleware)
     for router in _routers(console):
         app.include_router(router, prefix="/console/api")
     for router in _routers(service):
@@ -74,7 +76,8 @@ def create_app(settings: Settings | None = None, *, hooks: list[LifecycleHook] |
         web_routes = None
     if web_routes is not None and isinstance(getattr(web_routes, "router", None), APIRouter):
         app.include_router(web_routes.router)
-    from opstrail.api import ops
+    from opstrail.api import metrics, ops
 
     app.include_router(ops.router)
+    app.include_router(metrics.router)
     return app

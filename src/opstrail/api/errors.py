@@ -58,6 +58,16 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
+    @app.exception_handler(Exception)
+    async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not the caller's fault: still a JSON answer in our shape, never the bare
+        # text/plain page; Starlette re-raises the exception afterwards, so it is logged.
+        return JSONResponse(
+            {"code": "internal_error", "message": f"internal error: {type(exc).__name__}",
+             "status": 500},
+            status_code=500,
+        )
+
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}

@@ -8,6 +8,7 @@ select's options, or a value longer than ``max_length`` is refused with code
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -81,6 +82,11 @@ def validate_inputs(spec: AppSpec, inputs: Mapping[str, Any]) -> dict[str, Any]:
                     raise ValidationError(
                         f"{name} in input form must be a number", code="invalid_param"
                     ) from exc
+            if isinstance(value, float) and not math.isfinite(value):
+                # "1.0e999" parses to inf: no store or trace can keep it.
+                raise ValidationError(
+                    f"{name} in input form must be a finite number", code="invalid_param"
+                )
         else:
             if not isinstance(value, str):
                 raise ValidationError(f"{name} in input form must be a string", code="invalid_param")

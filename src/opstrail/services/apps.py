@@ -25,7 +25,12 @@ from opstrail.delivery.outbox import cancel_pending
 from opstrail.errors import DslError, NotFoundError
 from opstrail.runtime.dsl import graph
 from opstrail.runtime.dsl.model_config import AppSpec, parse_model_config
-from opstrail.runtime.dsl.parse import MODEL_CONFIG_MODES, WORKFLOW_MODES, parse_document
+from opstrail.runtime.dsl.parse import (
+    MODEL_CONFIG_MODES,
+    WORKFLOW_MODES,
+    check_name,
+    parse_document,
+)
 from opstrail.settings import Settings
 from opstrail.storage.base import utcnow
 from opstrail.storage.repos import chat as chat_repo
@@ -113,6 +118,7 @@ def import_app(
         warnings.extend(str(w) for w in graph_warnings)
     links: dict[str, str | None] = {}
     for dsl_id in dataset_ids_of(spec, document.workflow):
+        check_name(dsl_id, "a dataset id")
         local = (dataset_map or {}).get(dsl_id, dsl_id)
         found = dataset_repo.get_dataset(session, dataset_id=local)
         if found is None or found.tenant_id != tenant_id:

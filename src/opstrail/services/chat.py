@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -36,6 +36,7 @@ from opstrail.runtime.apps.common import (
     RunOutcome,
 )
 from opstrail.runtime.dsl.model_config import AppSpec
+from opstrail.runtime.dsl.parse import WORKFLOW_MODES, parse_document
 from opstrail.runtime.models.pricing import unit_prices
 from opstrail.runtime.models.registry import ModelOptions, ModelRegistry
 from opstrail.runtime.naming import generate_name
@@ -615,11 +616,22 @@ def suggested_questions(session: Session, *, app: App, message_id: str, user: st
                         specs: SpecCache | None = None) -> dict[str, Any]:
     """The stored follow-up questions of a message (generated during its run)."""
     message = owned_message(session, app=app, message_id=message_id, user=user)[0]
-    spec = specs.spec(app) if specs is not None else load_spec(app)
-    if not spec.suggested_questions_after_answer:
+    if not _suggestions_enabled(app, specs):
         raise ValidationError("Function Suggested questions after answer disabled.",
                               code="app_suggested_questions_after_answer_disabled")
     return {"result": "success", "data": list(message.suggested_questions or [])}
+
+
+def _suggestions_enabled(app: App, specs: SpecCache | None) -> bool:
+    """Whether the app has "suggested questions after answer" on: from its model_config, or
+    for a chatflow from its workflow features (a chatflow has no model_config)."""
+    if app.mode in WORKFLOW_MODES:
+        features = (parse_document(app.dsl).workflow or {}).get("features")
+        after = features.get("suggested_questions_after_answer") if isinstance(
+            features, Mapping) else None
+        return bool(isinstance(after, Mapping) and after.get("enabled"))
+    spec = specs.spec(app) if specs is not None else load_spec(app)
+    return spec.suggested_questions_after_answer
 
 
 def rename_conversation(

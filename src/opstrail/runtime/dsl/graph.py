@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from opstrail.errors import DslError
+from opstrail.runtime.dsl.parse import check_name
 
 SYSTEM_VARIABLES: Final = frozenset(
     {
@@ -246,7 +247,7 @@ def _parse_nodes(raw_nodes: list[Any]) -> dict[str, NodeSpec]:
         node_id = raw.get("id")
         if not isinstance(data, Mapping) or node_id in (None, ""):
             raise DslError(f"workflow.graph.nodes[{position}] needs an id and a data mapping")
-        node_id = str(node_id)
+        node_id = check_name(str(node_id), f"workflow.graph.nodes[{position}].id")
         node_type = str(data.get("type") or "")
         title = str(data.get("title") or "")
         if node_type == "":
@@ -352,7 +353,7 @@ def _parse_variables(raw: Any, kind: str) -> tuple[VariableDecl, ...]:
             raise DslError(f"each {kind} variable needs a name")
         found.append(
             VariableDecl(
-                name=str(item["name"]),
+                name=check_name(str(item["name"]), f"workflow.{kind}_variables name"),
                 value_type=str(item.get("value_type") or "string"),
                 value=item.get("value"),
                 description=str(item.get("description") or ""),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from opstrail.errors import DslError
+from opstrail.runtime.dsl.parse import check_name
 from opstrail.runtime.tools import builtin_tools
 
 FORM_TYPES: Final = ("text-input", "paragraph", "select", "number")
@@ -293,8 +294,8 @@ def parse_model_config(config: Mapping[str, Any], *, mode: str) -> tuple[AppSpec
     model_mode = _str(model.get("mode")) or "chat"
     params = model.get("completion_params")
     model_spec = ModelSpec(
-        provider=_str(model.get("provider")),
-        name=_str(model.get("name")),
+        provider=check_name(_str(model.get("provider")), "model_config.model.provider"),
+        name=check_name(_str(model.get("name")), "model_config.model.name"),
         mode="completion" if model_mode == "completion" else "chat",
         completion_params=dict(params) if isinstance(params, Mapping) else {},
     )

@@ -8,6 +8,7 @@ by ``opstrail.runtime.dsl.graph``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -20,6 +21,9 @@ MODES: Final = ("chat", "agent-chat", "completion", "advanced-chat", "workflow")
 MODEL_CONFIG_MODES: Final = ("chat", "agent-chat", "completion")
 WORKFLOW_MODES: Final = ("advanced-chat", "workflow")
 MAX_DSL_BYTES: Final = 10 * 1024 * 1024
+# Names and ids a document gives (app name, model, node ids, variables, datasets) are stored
+# in columns of this many characters.
+MAX_NAME_CHARS: Final = 255
 # libyaml's loader is about 10x faster than the pure-Python one; same safe subset of YAML.
 _SAFE_LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -65,6 +69,9 @@ def parse_document(yaml_content: str) -> AppDocument:
         raise DslError(f"the DSL document is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise DslError("the DSL document must be a YAML mapping with an 'app' key")
+    problem = _unstorable(data)
+    if problem is not None:
+        raise DslError(problem)
     app = data.get("app")
     if not isinstance(app, dict):
         raise DslError("the DSL document has no 'app' mapping")
@@ -74,6 +81,7 @@ def parse_document(yaml_content: str) -> AppDocument:
     name = app.get("name")
     if not isinstance(name, str) or not name.strip():
         raise DslError("app.name must be a non-empty string")
+    check_name(name.strip(), "app.name")
     version = data.get("version", "0.1.0")
     if not isinstance(version, str):
         raise DslError("version must be a string such as '0.1.5'")
@@ -103,3 +111,45 @@ def parse_document(yaml_content: str) -> AppDocument:
         workflow=workflow if mode in WORKFLOW_MODES else None,
         raw=data,
     )
+
+
+def check_name(value: str, where: str) -> str:
+    """``value`` when it fits a stored name or id (``MAX_NAME_CHARS``).
+
+    Raises:
+        DslError: the value is longer; the message names ``where`` it is.
+    """
+    if len(value) > MAX_NAME_CHARS:
+        raise DslError(f"{where} is {len(value)} characters long; at most {MAX_NAME_CHARS} "
+                       "are allowed")
+    return value
+
+
+def _unstorable(data: object) -> str | None:
+    """Why a loaded document cannot be stored or traced (``None``: it can), naming the place:
+    a NUL character (YAML's ``"\\0"``) or a non-finite number (``.nan``, ``.inf``), which
+    PostgreSQL text and JSON columns and JSON itself refuse.
+
+    Containers shared through YAML aliases are visited once, so an alias bomb costs no more
+    than its distinct nodes.
+    """
+    seen: set[int] = set()
+    stack: list[tuple[object, str]] = [(data, "")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str) and "\x00" in value:
+            return f"{where}: the DSL document must not contain NUL (\\0) characters"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{where}: {value} is not a finite number"
+        if isinstance(value, (dict, list)):
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str) and "\x00" in key:
+                    return (f"{where}.{key!r}".lstrip(".") + ": the DSL document must not "
+                            "contain NUL (\\0) characters")
+                stack.append((item, f"{where}.{key}".lstrip(".") if isinstance(value, dict)
+                              else f"{where}[{key}]"))
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from opstrail.errors import RuntimeFailure
@@ -48,15 +49,24 @@ def apply_operation(operation: str, current: Any, value: Any) -> Any:
             except (TypeError, ValueError) as exc:
                 raise RuntimeFailure(f"{operation} needs numbers",
                                      code="invalid_operation") from exc
-        if operation == "+=":
-            return current + value
-        if operation == "-=":
-            return current - value
-        if operation == "*=":
-            return current * value
-        if value == 0:
+        if operation == "/=" and value == 0:
             raise RuntimeFailure("division by zero in /=", code="invalid_operation")
-        return current / value
+        try:
+            if operation == "+=":
+                result = current + value
+            elif operation == "-=":
+                result = current - value
+            elif operation == "*=":
+                result = current * value
+            else:
+                result = current / value
+        except OverflowError as exc:
+            raise RuntimeFailure(f"{operation} overflowed", code="invalid_operation") from exc
+        if isinstance(result, float) and not math.isfinite(result):
+            # inf or nan: neither a store (PostgreSQL JSON) nor a trace can keep it.
+            raise RuntimeFailure(f"{operation} gave {result}, not a finite number",
+                                 code="invalid_operation")
+        return result
     raise RuntimeFailure(f"unknown assigner operation {operation!r}", code="invalid_operation")
 
 

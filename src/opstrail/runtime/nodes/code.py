@@ -55,7 +55,8 @@ except MemoryError:
 except BaseException as exc:
     out = {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc), "notes": notes}
 try:
-    text = json.dumps(out, default=str)
+    # allow_nan=False: NaN and Infinity are not JSON, and no store or trace can keep them.
+    text = json.dumps(out, default=str, allow_nan=False)
 except Exception as exc:
     text = json.dumps({"ok": False, "error": "the result is not JSON: %s" % exc, "notes": notes})
 sys.stdout.write("\n__OPSTRAIL_RESULT__" + text + "\n")

@@ -14,6 +14,7 @@ node; nothing is reconstructed later.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
@@ -519,6 +520,10 @@ def validate_inputs(graph: Graph, inputs: Mapping[str, Any]) -> dict[str, Any]:
                 except ValueError as exc:
                     raise ValidationError(f"{var.variable} must be a number",
                                           code="invalid_param") from exc
+            if isinstance(value, float) and not math.isfinite(value):
+                # "1.0e999" parses to inf: no store or trace can keep it.
+                raise ValidationError(f"{var.variable} must be a finite number",
+                                      code="invalid_param")
         elif var.type in ("text-input", "paragraph", "select"):
             if not isinstance(value, str):
                 raise ValidationError(f"{var.variable} must be a string", code="invalid_param")
