@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 from typing import Union
 
 from typing_extensions import TypeAliasType
@@ -41,6 +42,18 @@ def optional_utc(value: datetime | None, field_name: str) -> datetime | None:
 __all__ = ["JsonObject", "JsonValue", "Union", "optional_utc", "require_utc"]
 
 
+@cache
+def _datetime_fields(cls: type) -> tuple[str, ...]:
+    """Names of the fields of dataclass ``cls`` whose annotation mentions ``datetime``.
+
+    Memoised per class: this is a pure function of the class, and checking only these
+    fields keeps record creation cheap (it runs for every record the dispatcher decodes).
+    """
+    from dataclasses import fields  # local: keeps the module's import surface tiny
+
+    return tuple(f.name for f in fields(cls) if "datetime" in str(f.type))
+
+
 def normalise_times(instance: object) -> None:
     """Check every datetime field of a frozen dataclass and store it as UTC.
 
@@ -50,11 +63,10 @@ def normalise_times(instance: object) -> None:
     Raises:
         NaiveDatetimeError: a datetime field has no time zone.
     """
-    from dataclasses import fields  # local: keeps the module's import surface tiny
-
-    for f in fields(instance):  # type: ignore[arg-type]
-        value = getattr(instance, f.name)
+    # Classes are hashable; typeshed's signature of object.__hash__ hides that from mypy.
+    for name in _datetime_fields(type(instance)):  # type: ignore[arg-type]
+        value = getattr(instance, name)
         if isinstance(value, datetime):
             object.__setattr__(
-                instance, f.name, require_utc(value, f"{type(instance).__name__}.{f.name}")
+                instance, name, require_utc(value, f"{type(instance).__name__}.{name}")
             )
