@@ -8,6 +8,7 @@ final chunk when ``stream_options.include_usage`` is set. Tests set ``answer``, 
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import threading
@@ -50,10 +51,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_POST(self) -> None:
-        try:
+        # The client may stop reading (a stopped run): then there is nothing to answer.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self._answer()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client stopped reading (a stopped run): nothing to answer any more
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)

@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ops.processes import opstrail_env, opstrail_process, serve
 from opstrail import ids
 from opstrail.collector.testing import running_collector
-from ops.processes import opstrail_env, opstrail_process, serve
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "apps"
 MESSAGES = 200
