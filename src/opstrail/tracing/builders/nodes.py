@@ -111,6 +111,9 @@ def node_metadata(node: NodeExecution) -> dict[str, JsonValue]:
 def node_observations(node: NodeExecution, *, trace_id: str, parent_id: str) -> list[Observation]:
     """The node's observation, followed by its child generations when it has any."""
     type_ = node_type_of(node)
+    # Untitled nodes (an iteration-start, a hand-written DSL) are named by their type, so no
+    # observation is ever nameless in Langfuse.
+    name = node.title.strip() or node.node_type
     verdict = node_verdict(node.status, node.error)
     meta = node_metadata(node)
     seed = node_seed(node)
@@ -130,7 +133,7 @@ def node_observations(node: NodeExecution, *, trace_id: str, parent_id: str) -> 
                 trace_id=trace_id,
                 seed=seed,
                 type_=type_,
-                name=node.title,
+                name=name,
                 start=node.start_time,
                 end=node.end_time,
                 parent_id=parent_id,
@@ -145,7 +148,7 @@ def node_observations(node: NodeExecution, *, trace_id: str, parent_id: str) -> 
         trace_id=trace_id,
         seed=seed,
         type_=type_,
-        name=node.title,
+        name=name,
         start=node.start_time,
         end=node.end_time,
         parent_id=parent_id,
