@@ -29,3 +29,27 @@ def test_demo_quick_delivers_every_trace_when_run_on_embedded_defaults(
     assert "every trace was delivered and valid" in result.output
     assert "192.0.2.1" not in result.output
     assert os.environ["LANGFUSE_HOST"] == "http://192.0.2.1:9"
+
+
+@pytest.mark.timeout(240)
+def test_demo_sends_to_langfuse_from_environment_and_prints_trace_urls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With LANGFUSE_PUBLIC_KEY/SECRET_KEY/HOST set (here: a separately started collector
+    standing in for a real Langfuse), the demo sends there and prints each trace's URL."""
+    from opstrail.collector.testing import running_collector
+
+    keys = ("pk-lf-external", "sk-lf-external", "external-project")
+    with running_collector(keys=(keys,)) as langfuse:
+        monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", keys[0])
+        monkeypatch.setenv("LANGFUSE_SECRET_KEY", keys[1])
+        monkeypatch.setenv("LANGFUSE_HOST", langfuse.url)
+        result = CliRunner().invoke(
+            build_app(), ["demo", "--quick", "--data-dir", str(tmp_path / "demo")],
+            catch_exceptions=False,
+        )
+        received = langfuse.trace_ids()
+    assert result.exit_code == 0, result.output
+    assert f"Sending to Langfuse at {langfuse.url}" in result.output
+    assert f"{langfuse.url}/project/external-project/traces/" in result.output
+    assert len(received) >= 8
