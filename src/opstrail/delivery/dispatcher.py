@@ -89,7 +89,12 @@ class DispatchOptions:
         batch_size: rows claimed per cycle, and the most traces in one request.
         max_batch_bytes: most (estimated) request body bytes in one request.
         lease_seconds: how long claimed rows stay leased (a crash frees them after this).
-        poll_interval: sleep when nothing is due.
+        poll_interval: sleep when nothing is due; doubled on every further idle cycle up to
+            ``max_idle_interval``, and back to this as soon as a row is claimed.
+        max_idle_interval: the longest sleep of an idle dispatcher.
+        linger: after a cycle that claimed fewer than ``batch_size // 8`` rows, wait this
+            long before claiming again, so the next request carries more traces (the fixed
+            cost of a cycle is paid once per batch, not once per trace).
         max_row_age: rows waiting longer are dead-lettered (paused ones too).
         retention: delivered rows keep their payload this long.
         schedule: backoff of retries.
@@ -104,6 +109,8 @@ class DispatchOptions:
     max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES
     lease_seconds: float = 60.0
     poll_interval: float = 0.05
+    max_idle_interval: float = 0.25
+    linger: float = 0.05
     max_row_age: timedelta = timedelta(days=7)
     retention: timedelta = timedelta(days=30)
     schedule: RetrySchedule = field(default_factory=RetrySchedule)
@@ -286,6 +293,7 @@ class Dispatcher:
         exclusive lease, which stops it.
         """
         self.acquire_single_lease()
+        idle = self.options.poll_interval
         try:
             while not self._stop.is_set():
                 try:
@@ -302,7 +310,12 @@ class Dispatcher:
                     self._stop.wait(1.0)
                     continue
                 if done == 0:
-                    self._stop.wait(self.options.poll_interval)
+                    self._stop.wait(idle)
+                    idle = min(idle * 2, max(self.options.max_idle_interval, idle))
+                    continue
+                idle = self.options.poll_interval
+                if done < self.options.batch_size // 8 and self.options.linger > 0:
+                    self._stop.wait(self.options.linger)
         finally:
             self.close()
 
