@@ -390,11 +390,16 @@ def _prepare(
     user: str | None,
     account_id: str | None,
     external_trace_id: str | None,
-    models: ModelRegistry,
+    models: ModelRegistry | None,
     tasks: TaskRegistry | None,
     chat: bool,
     specs: SpecCache | None = None,
 ) -> MessageRun:
+    # The defaults of both public entry points: the body's user, the environment's models.
+    if user is None:
+        user = body.user
+    if models is None:
+        models = model_registry_from_env(settings)
     spec = specs.spec(app) if specs is not None else load_spec(app)
     external = check_external_trace_id(external_trace_id or body.trace_id)
     if chat and not body.query.strip():
@@ -487,9 +492,8 @@ def run_chat_message(
     if app.mode not in ("chat", "agent-chat"):
         raise ValidationError(f"app mode {app.mode} does not serve chat-messages",
                               code="app_unavailable")
-    return _prepare(session_factory, settings, app=app, body=request, source=source,
-                    user=user if user is not None else request.user, account_id=account_id,
-                    external_trace_id=external_trace_id, models=models or model_registry_from_env(settings),
+    return _prepare(session_factory, settings, app=app, body=request, source=source, user=user,
+                    account_id=account_id, external_trace_id=external_trace_id, models=models,
                     tasks=tasks, chat=True, specs=specs)
 
 
@@ -511,9 +515,8 @@ def run_completion_message(
     if app.mode != "completion":
         raise ValidationError(f"app mode {app.mode} does not serve completion-messages",
                               code="app_unavailable")
-    return _prepare(session_factory, settings, app=app, body=request, source=source,
-                    user=user if user is not None else request.user, account_id=account_id,
-                    external_trace_id=external_trace_id, models=models or model_registry_from_env(settings),
+    return _prepare(session_factory, settings, app=app, body=request, source=source, user=user,
+                    account_id=account_id, external_trace_id=external_trace_id, models=models,
                     tasks=tasks, chat=False, specs=specs)
 
 
@@ -616,13 +619,13 @@ def suggested_questions(session: Session, *, app: App, message_id: str, user: st
                         specs: SpecCache | None = None) -> dict[str, Any]:
     """The stored follow-up questions of a message (generated during its run)."""
     message = owned_message(session, app=app, message_id=message_id, user=user)[0]
-    if not _suggestions_enabled(app, specs):
+    if not suggestions_enabled(app, specs):
         raise ValidationError("Function Suggested questions after answer disabled.",
                               code="app_suggested_questions_after_answer_disabled")
     return {"result": "success", "data": list(message.suggested_questions or [])}
 
 
-def _suggestions_enabled(app: App, specs: SpecCache | None) -> bool:
+def suggestions_enabled(app: App, specs: SpecCache | None = None) -> bool:
     """Whether the app has "suggested questions after answer" on: from its model_config, or
     for a chatflow from its workflow features (a chatflow has no model_config)."""
     if app.mode in WORKFLOW_MODES:

@@ -17,9 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from opstrail import ids
 from opstrail.errors import NotFoundError, RuntimeFailure, ValidationError
+from opstrail.runtime.models.registry import ResolvedModel
 from opstrail.runtime.naming import generate_name
 from opstrail.runtime.nodes.base import Turn
-from opstrail.services.chat import TaskRegistry, check_external_trace_id
+from opstrail.runtime.suggest import Suggestions, suggest_questions
+from opstrail.services.chat import TaskRegistry, check_external_trace_id, suggestions_enabled
 from opstrail.services.datasets import StoredRetriever
 from opstrail.services.trace_recording import record_trace
 from opstrail.services.workflows import (
@@ -40,6 +42,7 @@ from opstrail.settings import Settings
 from opstrail.storage.repos import chat as chat_repo
 from opstrail.storage.repos import workflows as workflow_repo
 from opstrail.storage.tables.apps import App
+from opstrail.storage.tables.chat import Message
 from opstrail.tracing.info import FromSource, WorkflowRunStatus
 
 HISTORY_LIMIT = 100
@@ -123,14 +126,19 @@ def handle_chat_message(
         insert_run_row(session, setup)
         session.commit()
     retriever = StoredRetriever(session_factory, app_id=app.id, tenant_id=app.tenant_id)
+    suggestions_on = suggestions_enabled(app)
     base = {"task_id": setup.task_id, "message_id": setup.message_id,
             "conversation_id": setup.conversation_id}
     created_at = int(setup.created_at.timestamp())
 
     def finish(result: RunResult, variables: Mapping[str, Any]) -> dict[str, Any]:
+        suggestions = _suggest(settings, resources, result) if suggestions_on else None
         with session_factory() as session:
-            run = store_outcome(session, settings, result)
-            _store_message(session, result, variables)
+            run = store_outcome(session, settings, result,
+                                suggested=suggestions.trace if suggestions else None)
+            message = _store_message(session, result, variables)
+            if suggestions is not None:
+                message.suggested_questions = list(suggestions.questions)
             session.commit()
             payload = run_payload(run)
         if not setup.history:
@@ -184,6 +192,35 @@ def handle_chat_message(
     return stream_events(work, name=f"chatflow-{setup.workflow_run_id[:8]}")
 
 
+def _graph_model(resources: WorkflowResources, graph: Any) -> ResolvedModel:
+    """The model of the graph's first LLM node (the offline model when there is none or it
+    cannot be resolved): what a chatflow's own follow-up calls (title, suggestions) use."""
+    llm = next((n for n in graph.nodes.values() if n.type == "llm"), None)
+    model = (llm.data.get("model") or {}) if llm is not None else {}
+    try:
+        return resources.models.resolve(str(model.get("provider") or "opstrail"),
+                                        str(model.get("name") or "offline"))
+    except RuntimeFailure:
+        return resources.models.resolve("opstrail", "offline")
+
+
+def _suggest(settings: Settings, resources: WorkflowResources, result: RunResult
+             ) -> Suggestions | None:
+    """Follow-up questions of a successful chatflow turn, generated right after the answer
+    and before the run's trace is written, so they land in that run's trace."""
+    setup, outcome = result.setup, result.outcome
+    if outcome.status != WorkflowRunStatus.SUCCEEDED or setup.message_id is None:
+        return None
+    made = suggest_questions(
+        _graph_model(resources, setup.graph), query=setup.query, answer=outcome.answer or "",
+        message_id=setup.message_id, message_data={}, from_source=setup.source,
+        from_account_id=setup.account_id, from_end_user_id=setup.end_user_id,
+        agent_based=False,
+    )
+    return Suggestions(made.questions,
+                       replace(made.trace, workflow_run_id=setup.workflow_run_id))
+
+
 def _name_new_conversation(session_factory: sessionmaker[Session], settings: Settings,
                            resources: WorkflowResources, result: RunResult) -> None:
     """Name a new chatflow conversation after its first turn, as chat apps do: one model call
@@ -192,13 +229,7 @@ def _name_new_conversation(session_factory: sessionmaker[Session], settings: Set
     setup = result.setup
     if setup.conversation_id is None:
         return
-    llm = next((n for n in setup.graph.nodes.values() if n.type == "llm"), None)
-    model = (llm.data.get("model") or {}) if llm is not None else {}
-    try:
-        resolved = resources.models.resolve(str(model.get("provider") or "opstrail"),
-                                            str(model.get("name") or "offline"))
-    except RuntimeFailure:
-        resolved = resources.models.resolve("opstrail", "offline")
+    resolved = _graph_model(resources, setup.graph)
     # The title trace is the conversation's, not this run's: no caller trace id on it.
     context = replace(trace_info(result).context, external_trace_id=None)
     with session_factory() as session:
@@ -214,7 +245,7 @@ def _name_new_conversation(session_factory: sessionmaker[Session], settings: Set
         session.commit()
 
 
-def _store_message(session: Session, result: RunResult, variables: Mapping[str, Any]) -> None:
+def _store_message(session: Session, result: RunResult, variables: Mapping[str, Any]) -> Message:
     """The message of a chatflow turn, the conversation's turn count and its variables."""
     setup, outcome = result.setup, result.outcome
     assert setup.conversation_id is not None and setup.message_id is not None
@@ -223,7 +254,7 @@ def _store_message(session: Session, result: RunResult, variables: Mapping[str, 
     first_llm = next((e for e in outcome.node_executions if e.model_calls), None)
     trace_id = (ids.external_trace_id(setup.external_trace_id) if setup.external_trace_id
                 else ids.trace_id(setup.workflow_run_id))
-    chat_repo.create_message(
+    message = chat_repo.create_message(
         session,
         id=setup.message_id,
         app_id=setup.app.id,
@@ -260,3 +291,4 @@ def _store_message(session: Session, result: RunResult, variables: Mapping[str, 
     workflow_repo.save_conversation_variables(
         session, app_id=setup.app.id, conversation_id=setup.conversation_id,
         values={k: v for k, v in variables.items() if k in declared})
+    return message

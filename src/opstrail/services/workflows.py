@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final, Literal
@@ -55,6 +55,7 @@ from opstrail.tracing.info import (
     FromSource,
     NodeExecution,
     RunContext,
+    SuggestedQuestionTraceInfo,
     WorkflowRunStatus,
     WorkflowTraceInfo,
 )
@@ -406,9 +407,11 @@ def trace_info(result: RunResult) -> WorkflowTraceInfo:
     )
 
 
-def store_outcome(session: Session, settings: Settings, result: RunResult) -> WorkflowRun:
+def store_outcome(session: Session, settings: Settings, result: RunResult, *,
+                  suggested: SuggestedQuestionTraceInfo | None = None) -> WorkflowRun:
     """The final transaction's writes: run outcome, node rows, trace record (the caller
-    adds its own rows, e.g. the chatflow message, and commits)."""
+    adds its own rows, e.g. the chatflow message, and commits). ``suggested`` are the
+    follow-up questions of a chatflow turn, which belong in the run's trace."""
     setup, outcome = result.setup, result.outcome
     run = workflow_repo.finish_run(
         session,
@@ -427,7 +430,10 @@ def store_outcome(session: Session, settings: Settings, result: RunResult) -> Wo
     workflow_repo.add_node_executions(
         session, [node_row(setup.app.id, setup.workflow_run_id, e)
                   for e in outcome.node_executions])
-    record_trace(session, settings, trace_info(result))
+    info = trace_info(result)
+    if suggested is not None:
+        info = replace(info, suggested_question=suggested)
+    record_trace(session, settings, info)
     return run
 
 
