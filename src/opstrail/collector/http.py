@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from opstrail.collector.auth import AuthFailure, Caller, authenticate
+from opstrail.collector.requests_log import RequestNotes
 from opstrail.collector.state import CollectorState
 
 ORG_KEY_MESSAGE = "Project ID not found for API token. Are you using an organization key?"
@@ -51,6 +52,16 @@ def too_large(limit: int) -> Response:
     """413 in the words of Next.js's body parser."""
     megabytes = limit / (1024 * 1024)
     return json_response(413, {"message": f"Body exceeded {megabytes:g}mb limit"})
+
+
+async def read_noted_body(request: Request, limit: int, notes: RequestNotes) -> bytes | Response:
+    """Read the body within ``limit`` and note its size, or answer 413 when it is larger."""
+    try:
+        raw = await read_body(request, limit)
+    except BodyTooLarge:
+        return too_large(limit)
+    notes.body_bytes = len(raw)
+    return raw
 
 
 def project_caller(

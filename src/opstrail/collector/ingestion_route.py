@@ -10,12 +10,10 @@ from starlette.responses import Response
 
 from opstrail.collector.auth import Caller
 from opstrail.collector.http import (
-    BodyTooLarge,
     json_response,
     project_caller,
-    read_body,
+    read_noted_body,
     state_of,
-    too_large,
 )
 from opstrail.collector.legacy import (
     EVENTS_ONLY_ACCEPTED,
@@ -42,12 +40,9 @@ async def receive_batch(request: Request, notes: RequestNotes) -> Response:
     if isinstance(caller, Response):
         return caller
     notes.public_key = caller.key.public_key
-    limit = state.config.legacy_max_bytes
-    try:
-        raw = await read_body(request, limit)
-    except BodyTooLarge:
-        return too_large(limit)
-    notes.body_bytes = len(raw)
+    raw = await read_noted_body(request, state.config.legacy_max_bytes, notes)
+    if isinstance(raw, Response):
+        return raw
     try:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

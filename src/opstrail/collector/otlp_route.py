@@ -6,12 +6,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from opstrail.collector.http import (
-    BodyTooLarge,
     json_response,
     project_caller,
-    read_body,
+    read_noted_body,
     state_of,
-    too_large,
 )
 from opstrail.collector.otlp import (
     JSON,
@@ -50,11 +48,9 @@ async def receive_traces(request: Request, notes: RequestNotes) -> Response:
     if media_type(request.headers.get("content-type")) not in (PROTOBUF, JSON):
         return json_response(400, {"error": "Invalid content type"})
     limit = state.config.otlp_max_bytes
-    try:
-        body = await read_body(request, limit)
-    except BodyTooLarge:
-        return too_large(limit)
-    notes.body_bytes = len(body)
+    body = await read_noted_body(request, limit, notes)
+    if isinstance(body, Response):
+        return body
     try:
         raw = decompress(body, request.headers.get("content-encoding"), max_bytes=limit)
         id_text: dict[bytes, str] = {}

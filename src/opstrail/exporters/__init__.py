@@ -6,6 +6,8 @@ Layout:
 * ``otlp.encode`` / ``legacy.encode``: pure serializers of ``tracing.tree.Trace``.
 * ``otlp.exporter`` / ``legacy.exporter``: one POST per batch over an ``httpx.Client``; never
   raise for a remote failure.
+* ``http_exporter.HttpExporter``: the base of both exporters: its HTTP client (owned or lent),
+  ``export_score``, ``delete_score`` and ``close``.
 * ``scores``: ``POST``/``DELETE /api/public/scores`` (both paths).
 * ``limits.shrink_trace``: cut the largest fields until a trace fits a cap (also on 413).
 * ``probe``: server version -> path; credential check -> project or a coded error.

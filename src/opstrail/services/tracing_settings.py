@@ -49,7 +49,7 @@ from opstrail.errors import ConfigError, ConflictError, NotFoundError, TracingCo
 from opstrail.services.delivery_status import delivery_status
 from opstrail.settings import Settings
 from opstrail.storage.base import utcnow
-from opstrail.storage.tables.tracing import TracingProviderConfig
+from opstrail.storage.tables.tracing import AppTracing, TracingProviderConfig
 from opstrail.tracing.policy import ContentPolicy
 
 # Validation talks to a user-given host: keep it short, and never follow a redirect (it could
@@ -204,7 +204,7 @@ def get_config(
     """
     find_app(session, app_id, tenant_id=tenant_id)
     switch = load_switch(session, app_id)
-    name = provider_named(provider or (switch.provider if switch else None) or "langfuse").name
+    name = _chosen_provider(provider, switch).name
     config = load_provider_config(session, app_id, name)
     return None if config is None else view_of(config, keyring, switch)
 
@@ -328,7 +328,7 @@ def recheck_config(
     """
     find_app(session, app_id, tenant_id=tenant_id)
     switch = load_switch(session, app_id)
-    spec = provider_named(provider or (switch.provider if switch else None) or "langfuse")
+    spec = _chosen_provider(provider, switch)
     config = load_provider_config(session, app_id, spec.name)
     if config is None:
         raise _missing(spec)
@@ -363,7 +363,7 @@ def delete_config(
     """
     find_app(session, app_id, tenant_id=tenant_id)
     switch = load_switch(session, app_id)
-    spec = provider_named(provider or (switch.provider if switch else None) or "langfuse")
+    spec = _chosen_provider(provider, switch)
     config = load_provider_config(session, app_id, spec.name)
     if config is None:
         raise _missing(spec)
@@ -493,6 +493,11 @@ def _check(
             raise TracingConfigError(
                 f"The host could not be reached: {type(exc).__name__}.", code="host_unreachable"
             ) from None
+
+
+def _chosen_provider(provider: str | None, switch: AppTracing | None) -> TracingProvider:
+    # A request that names no provider means the app's active one, else Langfuse.
+    return provider_named(provider or (switch.provider if switch else None) or "langfuse")
 
 
 def _exists(spec: TracingProvider) -> ConflictError:

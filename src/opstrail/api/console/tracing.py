@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from opstrail.api.console_auth import ConsoleAccountDep
 from opstrail.api.deps import SessionDep, SettingsDep
@@ -218,6 +219,14 @@ def _config_out(view: ConfigView, policy: ContentPolicy) -> dict[str, object]:
     }
 
 
+def _saved_config_out(
+    session: Session, view: ConfigView, *, tenant_id: str, app_id: str
+) -> dict[str, object]:
+    # The answer of every route that saves or checks a configuration: it and the app's policy.
+    policy = svc.get_policy(session, tenant_id=tenant_id, app_id=app_id)
+    return {"result": "success", **_config_out(view, policy)}
+
+
 # --- routes -----------------------------------------------------------------------------------
 
 
@@ -281,8 +290,7 @@ def post_trace_config(
         values=body.tracing_config,
         policy=body.policy.change() if body.policy else None,
     )
-    policy = svc.get_policy(session, tenant_id=account.tenant_id, app_id=app_id)
-    return {"result": "success", **_config_out(view, policy)}
+    return _saved_config_out(session, view, tenant_id=account.tenant_id, app_id=app_id)
 
 
 @router.patch("/apps/{app_id}/trace-config", response_model=TraceConfigSavedOut)
@@ -305,8 +313,7 @@ def patch_trace_config(
         values=body.tracing_config,
         policy=body.policy.change() if body.policy else None,
     )
-    policy = svc.get_policy(session, tenant_id=account.tenant_id, app_id=app_id)
-    return {"result": "success", **_config_out(view, policy)}
+    return _saved_config_out(session, view, tenant_id=account.tenant_id, app_id=app_id)
 
 
 @router.post("/apps/{app_id}/trace-config/check", response_model=TraceConfigSavedOut)
@@ -328,8 +335,7 @@ def check_trace_config(
         app_id=app_id,
         provider=tracing_provider,
     )
-    policy = svc.get_policy(session, tenant_id=account.tenant_id, app_id=app_id)
-    return {"result": "success", **_config_out(view, policy)}
+    return _saved_config_out(session, view, tenant_id=account.tenant_id, app_id=app_id)
 
 
 @router.delete("/apps/{app_id}/trace-config", response_model=DeletedOut)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Annotated, Any, Final
+from collections.abc import Callable
+from typing import Annotated, Any, Final, TypeVar
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
@@ -31,7 +32,11 @@ from opstrail.services.chat import (
     run_completion_message,
     stop_task,
 )
+from opstrail.settings import Settings
+from opstrail.storage.tables.apps import App
 from opstrail.tracing.info import FromSource
+
+T = TypeVar("T")
 
 router = APIRouter(tags=["service: messages"])
 log = logging.getLogger(__name__)
@@ -39,34 +44,31 @@ log = logging.getLogger(__name__)
 _STATE_LOCK: Final = threading.Lock()
 
 
+def _kept_on_state(request: Request, name: str, build: Callable[[], T]) -> T:
+    # Built on first use under the lock, so two first requests cannot each build one.
+    with _STATE_LOCK:
+        value: T | None = getattr(request.app.state, name, None)
+        if value is None:
+            value = build()
+            setattr(request.app.state, name, value)
+        return value
+
+
 def models_of(request: Request) -> ModelRegistry:
     """The server's model registry (built on first use, kept on ``app.state``)."""
-    with _STATE_LOCK:
-        registry = getattr(request.app.state, "model_registry", None)
-        if registry is None:
-            registry = model_registry_from_env(request.app.state.settings)
-            request.app.state.model_registry = registry
-        return registry
+    return _kept_on_state(
+        request, "model_registry", lambda: model_registry_from_env(request.app.state.settings)
+    )
 
 
 def specs_of(request: Request) -> SpecCache:
     """The server's cache of parsed app specs, kept on ``app.state``."""
-    with _STATE_LOCK:
-        specs = getattr(request.app.state, "app_specs", None)
-        if specs is None:
-            specs = SpecCache()
-            request.app.state.app_specs = specs
-        return specs
+    return _kept_on_state(request, "app_specs", SpecCache)
 
 
 def tasks_of(request: Request) -> TaskRegistry:
     """The server's running-task registry (for stop), kept on ``app.state``."""
-    with _STATE_LOCK:
-        tasks = getattr(request.app.state, "chat_tasks", None)
-        if tasks is None:
-            tasks = TaskRegistry()
-            request.app.state.chat_tasks = tasks
-        return tasks
+    return _kept_on_state(request, "chat_tasks", TaskRegistry)
 
 
 def _answer(run: MessageRun, body: MessageBody) -> Response:
@@ -75,6 +77,32 @@ def _answer(run: MessageRun, body: MessageBody) -> Response:
     if body.response_mode == "streaming":
         return sse_response(run.events())
     return JSONResponse(run.blocking())
+
+
+def _run_message(
+    request: Request,
+    settings: Settings,
+    app: App,
+    body: MessageBody,
+    x_trace_id: str | None,
+    *,
+    chat: bool,
+) -> Response:
+    # One path for chat and completion messages; only the service entry point differs.
+    runner = run_chat_message if chat else run_completion_message
+    run = runner(
+        request.app.state.session_factory,
+        settings,
+        app=app,
+        request=body,
+        source=FromSource.API,
+        user=body.user,
+        external_trace_id=x_trace_id,
+        models=models_of(request),
+        tasks=tasks_of(request),
+        specs=specs_of(request),
+    )
+    return _answer(run, body)
 
 
 @router.post("/chat-messages", summary="Send a chat message")
@@ -103,19 +131,7 @@ def chat_messages(
         if isinstance(result, dict):
             return JSONResponse(result)
         return sse_response(result)
-    run = run_chat_message(
-        request.app.state.session_factory,
-        settings,
-        app=app,
-        request=body,
-        source=FromSource.API,
-        user=body.user,
-        external_trace_id=x_trace_id,
-        models=models_of(request),
-        tasks=tasks_of(request),
-        specs=specs_of(request),
-    )
-    return _answer(run, body)
+    return _run_message(request, settings, app, body, x_trace_id, chat=True)
 
 
 @router.post("/completion-messages", summary="Send a completion message")
@@ -127,19 +143,7 @@ def completion_messages(
     x_trace_id: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Run a completion (text generator) message."""
-    run = run_completion_message(
-        request.app.state.session_factory,
-        settings,
-        app=app,
-        request=body,
-        source=FromSource.API,
-        user=body.user,
-        external_trace_id=x_trace_id,
-        models=models_of(request),
-        tasks=tasks_of(request),
-        specs=specs_of(request),
-    )
-    return _answer(run, body)
+    return _run_message(request, settings, app, body, x_trace_id, chat=False)
 
 
 class StopBody(BaseModel):

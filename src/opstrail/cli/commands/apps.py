@@ -24,10 +24,9 @@ def register(app: typer.Typer) -> None:
         api_key: bool = typer.Option(False, "--api-key", help="Also create a service API key."),
     ) -> None:
         """Import an app from a DSL file and print its id (and warnings)."""
+        from opstrail.cli.session import open_session
         from opstrail.errors import OpstrailError
         from opstrail.services.apps import create_api_key, import_app
-        from opstrail.storage.engine import make_engine, make_session_factory
-        from opstrail.storage.schema import ensure_schema
         from opstrail.storage.tenancy import ensure_default_tenant
 
         settings: Settings = ctx.obj
@@ -43,63 +42,46 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"error: --dataset must be DSL_ID=LOCAL_ID, got {item!r}", err=True)
                 raise typer.Exit(2)
             mapping[dsl_id] = local_id
-        engine = make_engine(settings)
-        try:
-            ensure_schema(engine)
-            with make_session_factory(engine)() as session:
-                tenant_id, account_id = ensure_default_tenant(session)
-                session.commit()
-                try:
-                    result = import_app(session, settings, yaml_content=content, tenant_id=tenant_id,
-                                        account_id=account_id, dataset_map=mapping)
-                except OpstrailError as exc:
-                    typer.echo(f"error: {exc.message}", err=True)
-                    raise typer.Exit(1) from exc
-                typer.echo(f"{result.status}: app {result.app_id} ({result.app_mode}) {result.app_name}")
-                for warning in result.warnings:
-                    typer.echo(f"warning: {warning}")
-                if api_key:
-                    typer.echo(f"api key: {create_api_key(session, result.app_id)}")
-        finally:
-            engine.dispose()
+        with open_session(settings) as session:
+            tenant_id, account_id = ensure_default_tenant(session)
+            session.commit()
+            try:
+                result = import_app(session, settings, yaml_content=content, tenant_id=tenant_id,
+                                    account_id=account_id, dataset_map=mapping)
+            except OpstrailError as exc:
+                typer.echo(f"error: {exc.message}", err=True)
+                raise typer.Exit(1) from exc
+            typer.echo(f"{result.status}: app {result.app_id} ({result.app_mode}) {result.app_name}")
+            for warning in result.warnings:
+                typer.echo(f"warning: {warning}")
+            if api_key:
+                typer.echo(f"api key: {create_api_key(session, result.app_id)}")
 
     @apps.command("list")
     def list_(ctx: typer.Context) -> None:
         """List the apps: id, mode, name."""
+        from opstrail.cli.session import open_session
         from opstrail.services.apps import list_apps
-        from opstrail.storage.engine import make_engine, make_session_factory
-        from opstrail.storage.schema import ensure_schema
         from opstrail.storage.tenancy import ensure_default_tenant
 
         settings: Settings = ctx.obj
-        engine = make_engine(settings)
-        try:
-            ensure_schema(engine)
-            with make_session_factory(engine)() as session:
-                tenant_id, _account = ensure_default_tenant(session)
-                session.commit()
-                for row in list_apps(session, tenant_id=tenant_id):
-                    typer.echo(f"{row.id}\t{row.mode}\t{row.name}")
-        finally:
-            engine.dispose()
+        with open_session(settings) as session:
+            tenant_id, _account = ensure_default_tenant(session)
+            session.commit()
+            for row in list_apps(session, tenant_id=tenant_id):
+                typer.echo(f"{row.id}\t{row.mode}\t{row.name}")
 
     @apps.command("key")
     def key(ctx: typer.Context, app_id: str = typer.Argument(...)) -> None:
         """Create a service API key (app-...) for an app; it is printed once."""
+        from opstrail.cli.session import open_session
         from opstrail.errors import OpstrailError
         from opstrail.services.apps import create_api_key
-        from opstrail.storage.engine import make_engine, make_session_factory
-        from opstrail.storage.schema import ensure_schema
 
         settings: Settings = ctx.obj
-        engine = make_engine(settings)
-        try:
-            ensure_schema(engine)
-            with make_session_factory(engine)() as session:
-                try:
-                    typer.echo(create_api_key(session, app_id))
-                except OpstrailError as exc:
-                    typer.echo(f"error: {exc.message}", err=True)
-                    raise typer.Exit(1) from exc
-        finally:
-            engine.dispose()
+        with open_session(settings) as session:
+            try:
+                typer.echo(create_api_key(session, app_id))
+            except OpstrailError as exc:
+                typer.echo(f"error: {exc.message}", err=True)
+                raise typer.Exit(1) from exc

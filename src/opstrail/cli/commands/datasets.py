@@ -23,48 +23,36 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Chunk and index every txt/md/pdf file of a directory as a new dataset."""
+        from opstrail.cli.session import open_session
         from opstrail.errors import OpstrailError
         from opstrail.services.datasets import create_dataset_from_dir
-        from opstrail.storage.engine import make_engine, make_session_factory
-        from opstrail.storage.schema import ensure_schema
         from opstrail.storage.tenancy import ensure_default_tenant
 
         settings: Settings = ctx.obj
-        engine = make_engine(settings)
-        try:
-            ensure_schema(engine)
-            with make_session_factory(engine)() as session:
-                tenant_id, _account = ensure_default_tenant(session)
-                session.commit()
-                try:
-                    summary = create_dataset_from_dir(session, tenant_id=tenant_id, name=name,
-                                                      directory=source, dataset_id=dataset_id)
-                except OpstrailError as exc:
-                    typer.echo(f"error: {exc.message}", err=True)
-                    raise typer.Exit(1) from exc
-            typer.echo(f"dataset {summary.id} ({summary.name}): {summary.documents} documents, "
-                       f"{summary.chunks} chunks")
-            for skipped in summary.skipped:
-                typer.echo(f"skipped: {skipped}")
-        finally:
-            engine.dispose()
+        with open_session(settings) as session:
+            tenant_id, _account = ensure_default_tenant(session)
+            session.commit()
+            try:
+                summary = create_dataset_from_dir(session, tenant_id=tenant_id, name=name,
+                                                  directory=source, dataset_id=dataset_id)
+            except OpstrailError as exc:
+                typer.echo(f"error: {exc.message}", err=True)
+                raise typer.Exit(1) from exc
+        typer.echo(f"dataset {summary.id} ({summary.name}): {summary.documents} documents, "
+                   f"{summary.chunks} chunks")
+        for skipped in summary.skipped:
+            typer.echo(f"skipped: {skipped}")
 
     @datasets.command("list")
     def list_(ctx: typer.Context) -> None:
         """List datasets: id and name."""
-        from opstrail.storage.engine import make_engine, make_session_factory
+        from opstrail.cli.session import open_session
         from opstrail.storage.repos.datasets import list_datasets
-        from opstrail.storage.schema import ensure_schema
         from opstrail.storage.tenancy import ensure_default_tenant
 
         settings: Settings = ctx.obj
-        engine = make_engine(settings)
-        try:
-            ensure_schema(engine)
-            with make_session_factory(engine)() as session:
-                tenant_id, _account = ensure_default_tenant(session)
-                session.commit()
-                for row in list_datasets(session, tenant_id=tenant_id):
-                    typer.echo(f"{row.id}\t{row.name}")
-        finally:
-            engine.dispose()
+        with open_session(settings) as session:
+            tenant_id, _account = ensure_default_tenant(session)
+            session.commit()
+            for row in list_datasets(session, tenant_id=tenant_id):
+                typer.echo(f"{row.id}\t{row.name}")

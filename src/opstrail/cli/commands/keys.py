@@ -5,22 +5,16 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+from opstrail.cli.session import open_session
 from opstrail.config.crypto import Keyring, new_key, rotate_key_file
 from opstrail.errors import OpstrailError
 from opstrail.services.tracing_settings import reencrypt_secrets
 from opstrail.settings import Settings
-from opstrail.storage.engine import make_engine, make_session_factory
-from opstrail.storage.schema import ensure_schema
 
 
 def _reencrypt(settings: Settings, keyring: Keyring) -> int:
-    engine = make_engine(settings)
-    try:
-        ensure_schema(engine)
-        with make_session_factory(engine)() as session:
-            return reencrypt_secrets(session, keyring)
-    finally:
-        engine.dispose()
+    with open_session(settings) as session:
+        return reencrypt_secrets(session, keyring)
 
 
 def register(app: typer.Typer) -> None:

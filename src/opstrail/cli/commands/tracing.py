@@ -6,22 +6,19 @@ saving (the same checks as the console API) and stores them encrypted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.orm import Session
 
+from opstrail.cli.session import open_session
 from opstrail.config.crypto import Keyring
 from opstrail.config.tracing_config import find_app_by_ref
 from opstrail.errors import OpstrailError
 from opstrail.services import tracing_settings as svc
 from opstrail.settings import Settings
-from opstrail.storage.engine import make_engine, make_session_factory
-from opstrail.storage.schema import ensure_schema
 
 T = TypeVar("T")
 
@@ -33,17 +30,6 @@ STATE_LABELS = {
     "unreachable": ("Host unreachable", "red"),
     "error": ("Error", "red"),
 }
-
-
-@contextmanager
-def _session(settings: Settings) -> Iterator[Session]:
-    engine = make_engine(settings)
-    try:
-        ensure_schema(engine)
-        with make_session_factory(engine)() as session:
-            yield session
-    finally:
-        engine.dispose()
 
 
 def _run(action: Callable[[], T]) -> T:
@@ -81,7 +67,7 @@ def register(app: typer.Typer) -> None:
         settings: Settings = ctx.obj
         keyring = _run(lambda: Keyring.from_settings(settings))
         values = {"public_key": public_key, "secret_key": secret_key, "host": host}
-        with _session(settings) as session:
+        with open_session(settings) as session:
             app_id = _run(lambda: find_app_by_ref(session, app_ref).id)
             exists = svc.get_config(
                 session, keyring, tenant_id=None, app_id=app_id, provider="langfuse"
@@ -129,7 +115,7 @@ def register(app: typer.Typer) -> None:
 
     def _switch(ctx: typer.Context, app_ref: str, enabled: bool) -> None:
         settings: Settings = ctx.obj
-        with _session(settings) as session:
+        with open_session(settings) as session:
             app_id = _run(lambda: find_app_by_ref(session, app_ref).id)
             switch = _run(
                 lambda: svc.set_switch(
@@ -164,7 +150,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show the app's tracing state, destination and delivery counts."""
         settings: Settings = ctx.obj
-        with _session(settings) as session:
+        with open_session(settings) as session:
             app = _run(lambda: find_app_by_ref(session, app_ref))
             status = _run(lambda: svc.tracing_status(session, tenant_id=None, app_id=app.id))
             policy = svc.get_policy(session, tenant_id=None, app_id=app.id)
@@ -212,7 +198,7 @@ def register(app: typer.Typer) -> None:
         change = svc.PolicyInput(
             content_mode=mode, mask_patterns=mask_pattern or None, sample_rate=sample_rate
         )
-        with _session(settings) as session:
+        with open_session(settings) as session:
             app_id = _run(lambda: find_app_by_ref(session, app_ref).id)
             policy = _run(
                 lambda: svc.set_policy(session, tenant_id=None, app_id=app_id, change=change)
@@ -228,7 +214,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Remove the app's Langfuse configuration (turns tracing off, cancels pending rows)."""
         settings: Settings = ctx.obj
-        with _session(settings) as session:
+        with open_session(settings) as session:
             app_id = _run(lambda: find_app_by_ref(session, app_ref).id)
             result = _run(
                 lambda: svc.delete_config(

@@ -27,10 +27,10 @@ from opstrail.exporters.http import (
     url,
     worst,
 )
+from opstrail.exporters.http_exporter import HttpExporter
 from opstrail.exporters.legacy.encode import batch_metadata, encode_trace_events
 from opstrail.exporters.limits import shrink_trace
-from opstrail.exporters.scores import delete_score, post_score
-from opstrail.tracing.tree import Score, Trace
+from opstrail.tracing.tree import Trace
 
 INGESTION_PATH: Final = "/api/public/ingestion"
 LEGACY_MAX_REQUEST_BYTES: Final = 3_500_000
@@ -122,7 +122,7 @@ def read_multi_status(
     )
 
 
-class LegacyExporter:
+class LegacyExporter(HttpExporter):
     """Sends traces over the legacy batch API and scores over the scores API.
 
     Args:
@@ -141,9 +141,7 @@ class LegacyExporter:
         max_request_bytes: int = LEGACY_MAX_REQUEST_BYTES,
         max_event_bytes: int = LEGACY_MAX_EVENT_BYTES,
     ) -> None:
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.Client(timeout=timeout)
-        self._timeout = timeout
+        super().__init__(client, timeout=timeout)
         self._max_request_bytes = max_request_bytes
         self._max_event_bytes = max_event_bytes
 
@@ -250,16 +248,3 @@ class LegacyExporter:
                 return read_multi_status(data, trace_of_event, response.status_code)
             return ExportResult(Outcome.DELIVERED, status_code=response.status_code)
         return result_for_status(response, not_found_is_wrong_path=True)
-
-    def export_score(self, score: Score, destination: Destination) -> ExportResult:
-        """Create or replace one score over ``POST /api/public/scores``."""
-        return post_score(self._client, score, destination, timeout=self._timeout)
-
-    def delete_score(self, score_id: str, destination: Destination) -> ExportResult:
-        """Delete one score; 404 counts as delivered."""
-        return delete_score(self._client, score_id, destination, timeout=self._timeout)
-
-    def close(self) -> None:
-        """Close the HTTP client if this exporter created it."""
-        if self._owns_client:
-            self._client.close()

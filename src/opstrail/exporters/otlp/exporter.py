@@ -23,10 +23,10 @@ from opstrail.exporters.http import (
     url,
     worst,
 )
+from opstrail.exporters.http_exporter import HttpExporter
 from opstrail.exporters.limits import shrink_trace
 from opstrail.exporters.otlp.encode import encode_bytes
-from opstrail.exporters.scores import delete_score, post_score
-from opstrail.tracing.tree import Score, Trace
+from opstrail.tracing.tree import Trace
 
 OTLP_PATH: Final = "/api/public/otel/v1/traces"
 OTLP_MAX_REQUEST_BYTES: Final = 4 * 1024 * 1024
@@ -37,7 +37,7 @@ def _encoded_size(trace: Trace) -> int:
     return len(encode_bytes([trace]))
 
 
-class OtlpExporter:
+class OtlpExporter(HttpExporter):
     """Sends traces over OTLP/HTTP and scores over the scores API.
 
     Args:
@@ -54,9 +54,7 @@ class OtlpExporter:
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         max_request_bytes: int = OTLP_MAX_REQUEST_BYTES,
     ) -> None:
-        self._owns_client = client is None
-        self._client = client if client is not None else httpx.Client(timeout=timeout)
-        self._timeout = timeout
+        super().__init__(client, timeout=timeout)
         self._max_request_bytes = max_request_bytes
 
     def export(self, traces: Sequence[Trace], destination: Destination) -> ExportResult:
@@ -130,16 +128,3 @@ class OtlpExporter:
         if isinstance(response, ExportResult):
             return response
         return result_for_status(response, not_found_is_wrong_path=True)
-
-    def export_score(self, score: Score, destination: Destination) -> ExportResult:
-        """Create or replace one score over ``POST /api/public/scores``."""
-        return post_score(self._client, score, destination, timeout=self._timeout)
-
-    def delete_score(self, score_id: str, destination: Destination) -> ExportResult:
-        """Delete one score; 404 counts as delivered."""
-        return delete_score(self._client, score_id, destination, timeout=self._timeout)
-
-    def close(self) -> None:
-        """Close the HTTP client if this exporter created it."""
-        if self._owns_client:
-            self._client.close()
