@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	env -u LANGFUSE_PUBLIC_KEY -u LANGFUSE_SECRET_KEY -u LANGFUSE_HOST $(if $(LANGFUSE_HOST),LANGFUSE_PUBLIC_KEY=$(LANGFUSE_PUBLIC_KEY) LANGFUSE_SECRET_KEY=$(LANGFUSE_SECRET_KEY) LANGFUSE_HOST=$(LANGFUSE_HOST),) $(BIN)/opstrail demo
+	$(BIN)/opstrail demo
 
 # Debian's Chromium for the browser tests (Playwright drives it; no browser download).
 browser-deps:
