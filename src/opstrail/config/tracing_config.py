@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from opstrail.config.crypto import Keyring
@@ -153,32 +153,32 @@ def store_policy(row: AppTracing, policy: ContentPolicy) -> None:
     row.updated_at = utcnow()
 
 
+# Built once: recording_settings runs on the request path of every run, and building the
+# expression each time cost as much as executing it. Immutable, like any other constant.
+_RECORDING_QUERY: Final = select(
+    AppTracing.enabled,
+    AppTracing.provider,
+    AppTracing.content_mode,
+    AppTracing.mask_patterns_json,
+    AppTracing.sample_rate,
+    select(TracingProviderConfig.id)
+    .where(
+        TracingProviderConfig.app_id == AppTracing.app_id,
+        TracingProviderConfig.provider == AppTracing.provider,
+    )
+    .exists(),
+).where(AppTracing.app_id == bindparam("app_id"))
+
+
 def recording_settings(session: Session, app_id: str) -> RecordingSettings:
     """Whether and where the app's runs are traced, and the policy applied before storing.
 
     ``enabled`` is true only when the switch is on and the active provider has a saved
     configuration. No network, no decryption. It runs on the request path of every run, so
     it is one narrow query (the switch, the policy columns and whether a config exists),
-    never a load of the encrypted configuration row.
+    never a load of the encrypted configuration row, on the session's own connection.
     """
-    configured = (
-        select(TracingProviderConfig.id)
-        .where(
-            TracingProviderConfig.app_id == AppTracing.app_id,
-            TracingProviderConfig.provider == AppTracing.provider,
-        )
-        .exists()
-    )
-    found = session.execute(
-        select(
-            AppTracing.enabled,
-            AppTracing.provider,
-            AppTracing.content_mode,
-            AppTracing.mask_patterns_json,
-            AppTracing.sample_rate,
-            configured,
-        ).where(AppTracing.app_id == app_id)
-    ).first()
+    found = session.connection().execute(_RECORDING_QUERY, {"app_id": app_id}).first()
     if found is None:
         return RecordingSettings(enabled=False, provider=None, policy=ContentPolicy())
     enabled, provider, mode, patterns_json, sample_rate, has_config = found
