@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 from typing import Final, Protocol
 
@@ -51,6 +52,7 @@ class ValidatedProject:
     server_version: str | None
     ingestion_path: str
     warning: str | None = None
+    validated_at: datetime | None = None
 
 
 class TracingProvider(Protocol):
@@ -214,6 +216,8 @@ class LangfuseProvider:
             project_id=project.project_id,
             path=IngestionPath(project.ingestion_path),
             server_version=project.server_version,
+            path_fixed=bool(values.settings.get("ingestion_path")),
+            probed_at=project.validated_at,
         )
 
 

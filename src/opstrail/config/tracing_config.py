@@ -217,6 +217,7 @@ def stored_project(config: TracingProviderConfig) -> ValidatedProject:
         server_version=config.server_version,
         ingestion_path=config.ingestion_path or "otlp",
         warning=config.server_warning,
+        validated_at=config.validated_at,
     )
 
 

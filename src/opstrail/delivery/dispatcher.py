@@ -48,7 +48,7 @@ from opstrail.delivery.policy import (
     RetrySchedule,
     decide,
 )
-from opstrail.delivery.ports import DestinationResolver, ExporterFactory
+from opstrail.delivery.ports import DestinationResolver, ExporterFactory, PathProbe
 from opstrail.errors import DeliveryError, OpstrailError
 from opstrail.exporters.base import (
     Destination,
@@ -103,6 +103,10 @@ class DispatchOptions:
         maintenance_seconds: how often the age limit and the retention are applied.
         single_lease: name of the exclusive dispatcher lease to hold (SQLite), or ``None``.
         send_threads: destinations sent to in parallel within one cycle.
+        reprobe_seconds: a destination whose server was last probed longer ago than this is
+            probed again (``GET /api/public/health``) before sending, unless its path is
+            fixed by configuration; servers get upgraded under a stored configuration.
+        reprobe_retry_seconds: after a failed probe, wait this long before the next one.
     """
 
     batch_size: int = 200
@@ -119,6 +123,8 @@ class DispatchOptions:
     maintenance_seconds: float = 60.0
     single_lease: str | None = None
     send_threads: int = 4
+    reprobe_seconds: float = 86_400.0
+    reprobe_retry_seconds: float = 3_600.0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_batch_bytes < 1 or self.lease_seconds <= 0:
@@ -206,6 +212,7 @@ class Dispatcher:
         metrics: DeliveryMetrics | None = None,
         owner: str | None = None,
         rng: random.Random | None = None,
+        probe_path: PathProbe | None = None,
     ) -> None:
         self._sessions = session_factory
         self._resolver = resolver
@@ -220,6 +227,8 @@ class Dispatcher:
         self._exporters_lock = threading.Lock()
         self._breakers: dict[str, CircuitBreaker] = {}
         self._paths: dict[str, IngestionPath] = {}
+        self._probe_path = probe_path
+        self._next_probe: dict[str, float] = {}
         self._stop = threading.Event()
         self._next_resume_check = 0.0
         self._next_maintenance = 0.0
@@ -402,6 +411,7 @@ class Dispatcher:
                         self._judge(item, _Verdict.UNROUTED, "not_configured",
                                     "tracing is not configured or disabled for this app")
                     continue
+                self._reprobe(destination)
                 path = self._paths.get(destination.key)
                 if path is not None and path != destination.path:
                     destination = replace(destination, path=path)
@@ -595,6 +605,31 @@ class Dispatcher:
             )
             self._paths[destination.key] = other
             self._send(replace(destination, path=other), wrong_path, path_switched=True)
+
+    def _reprobe(self, destination: Destination) -> None:
+        """Probe the destination's server again when its last probe is over a day old, and
+        remember the path it now wants (for this process; the stored config is unchanged)."""
+        if self._probe_path is None or destination.path_fixed:
+            return
+        if destination.probed_at is not None and (
+            utcnow() - destination.probed_at
+        ).total_seconds() < self.options.reprobe_seconds:
+            return
+        now = time.monotonic()
+        if now < self._next_probe.get(destination.key, 0.0):
+            return
+        try:
+            path = self._probe_path(destination)
+        except Exception:  # a probe is advice: on any failure keep the path and retry later
+            log.warning("dispatcher %s: probing %s failed; keeping path %s", self.owner,
+                        destination.key, destination.path.value, exc_info=True)
+            self._next_probe[destination.key] = now + self.options.reprobe_retry_seconds
+            return
+        self._next_probe[destination.key] = now + self.options.reprobe_seconds
+        if path != self._paths.get(destination.key, destination.path):
+            log.info("dispatcher %s: %s now takes the %s path", self.owner, destination.key,
+                     path.value)
+        self._paths[destination.key] = path
 
     def _shrink_and_resend(
         self, destination: Destination, item: _Item, message: str, path_switched: bool

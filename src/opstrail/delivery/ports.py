@@ -11,7 +11,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from opstrail.exporters.base import Destination, Exporter
+from opstrail.exporters.base import Destination, Exporter, IngestionPath
 
 
 class DestinationResolver(Protocol):
@@ -24,3 +24,8 @@ class DestinationResolver(Protocol):
 
 # Builds (or reuses) the exporter of one destination; one HTTP client per destination.
 ExporterFactory = Callable[[Destination], Exporter]
+
+
+PathProbe = Callable[[Destination], IngestionPath]
+"""Asks a destination's server which ingestion path it takes now (raises when it cannot
+tell); the dispatcher calls it when the stored answer is over a day old."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -36,6 +37,10 @@ class Destination:
     project_id: str | None = None
     path: IngestionPath = IngestionPath.OTLP
     server_version: str | None = None
+    # ``path`` was fixed by configuration (never re-probed), and when the server was last
+    # probed (the path is re-probed when that is over a day ago: servers get upgraded).
+    path_fixed: bool = False
+    probed_at: datetime | None = None
 
     @property
     def key(self) -> str:

@@ -15,6 +15,7 @@ from opstrail.delivery.dispatcher import SQLITE_LEASE, Dispatcher, DispatchOptio
 from opstrail.delivery.metrics import DeliveryMetrics, OutboxCollector
 from opstrail.delivery.worker import DispatcherThread
 from opstrail.errors import DeliveryError
+from opstrail.exporters.base import Destination, IngestionPath
 from opstrail.settings import Settings
 from opstrail.storage.engine import make_engine, make_session_factory
 from opstrail.storage.schema import ensure_schema
@@ -63,7 +64,24 @@ def build_dispatcher(
         build_score=lambda feedback: build_score(feedback, build_options),
         options=options or dispatch_options(settings),
         metrics=metrics,
+        probe_path=lambda destination: _probe_path(destination, settings),
     )
+
+
+def _probe_path(destination: Destination, settings: Settings) -> IngestionPath:
+    """The path the destination's server takes now (``GET /api/public/health``); a fresh
+    client per probe, since a destination is probed at most once a day."""
+    import httpx
+
+    from opstrail.exporters.probe import probe_server
+
+    with httpx.Client(timeout=min(settings.http_timeout_seconds, 5.0)) as client:
+        server = probe_server(destination.host, client=client)
+    if server.warning is not None:
+        # Unreachable, or no readable version: that says nothing about the path. Keep the
+        # current one (the dispatcher retries the probe later).
+        raise DeliveryError(server.warning, code="probe_inconclusive")
+    return server.path
 
 
 def metrics_registry(session_factory: sessionmaker[Session]) -> CollectorRegistry:
