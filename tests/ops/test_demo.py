@@ -53,3 +53,28 @@ def test_demo_sends_to_langfuse_from_environment_and_prints_trace_urls(
     assert f"Sending to Langfuse at {langfuse.url}" in result.output
     assert f"{langfuse.url}/project/external-project/traces/" in result.output
     assert len(received) >= 8
+
+
+@pytest.mark.timeout(240)
+def test_demo_delivers_valid_traces_to_old_langfuse_over_legacy_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against a Langfuse 2.x server (no OTLP) every trace goes over the legacy batch API,
+    where tool, retriever, guardrail and chain observations travel as spans with their type
+    in metadata; the demo still finds every trace complete and valid."""
+    from opstrail.collector.testing import running_collector
+
+    keys = ("pk-lf-old", "sk-lf-old", "old-project")
+    with running_collector(keys=(keys,), langfuse_version="2.95.12") as langfuse:
+        monkeypatch.setenv("LANGFUSE_PUBLIC_KEY", keys[0])
+        monkeypatch.setenv("LANGFUSE_SECRET_KEY", keys[1])
+        monkeypatch.setenv("LANGFUSE_HOST", langfuse.url)
+        result = CliRunner().invoke(
+            build_app(), ["demo", "--quick", "--data-dir", str(tmp_path / "demo")],
+            catch_exceptions=False,
+        )
+        paths = {record.path for record in langfuse.request_log()}
+    assert result.exit_code == 0, result.output
+    assert "every trace was delivered and valid" in result.output
+    assert "/api/public/ingestion" in paths
+    assert "/api/public/otel/v1/traces" not in paths
