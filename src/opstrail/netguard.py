@@ -13,8 +13,13 @@ to whatever it names (SSRF). This module normalises such URLs and refuses the da
   may leave the machine, so names other than ``localhost`` are not even resolved).
 
 Every address a name resolves to is checked, so a name with one public and one private
-address is refused. The check happens when the URL is saved or used; a name that later resolves
-elsewhere (DNS rebinding) is not caught here.
+address is refused. ``check_host_url`` checks when a host is saved or validated;
+``checked_addresses`` applies the same rules (``HostRules``) when a connection is opened: the
+exporters' transport (``opstrail.exporters.transport``) resolves the name once per new
+connection, checks every address, and connects to a checked address only, so a name that later
+resolves elsewhere (DNS rebinding) is refused at send time too. The workflow http-request node
+connects through the same transport (built by the services layer, passed in its run
+environment), so its requests and redirects are checked at connect time as well.
 
 Stdlib only; imports nothing from opstrail but ``errors``.
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -49,14 +55,28 @@ SHARED_NETWORKS: Final = (ipaddress.ip_network("100.64.0.0/10"),)
 ALLOWED_SCHEMES: Final = frozenset({"http", "https"})
 
 
+@dataclass(frozen=True, slots=True)
+class HostRules:
+    """Which addresses an outbound connection may reach: the deployment's settings
+    (``OPSTRAIL_REFUSE_PRIVATE_HOSTS``, ``OPSTRAIL_LOOPBACK_ONLY_HOSTS``) and the resolver.
+
+    The defaults refuse only what is always refused (metadata, link-local, unroutable).
+    """
+
+    refuse_private: bool = False
+    loopback_only: bool = False
+    # Tests pass their own; None means the system resolver.
+    resolver: Resolver | None = field(default=None, compare=False)
+
+
 def system_resolver(host: str) -> list[str]:
-    """Every address ``host`` resolves to, via the system resolver.
+    """Every address ``host`` resolves to, via the system resolver, in its order of preference.
 
     Raises:
         OSError: the name does not resolve.
     """
     infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    return sorted({str(info[4][0]).split("%", 1)[0] for info in infos})
+    return list(dict.fromkeys(str(info[4][0]).split("%", 1)[0] for info in infos))
 
 
 def check_host_url(
@@ -126,6 +146,38 @@ def check_request_target(
         raise ValidationError(exc.message, code=code) from None
 
 
+def checked_addresses(host: str, rules: HostRules) -> tuple[IpAddress, ...]:
+    """Resolve ``host`` once and check every address by ``rules``, as ``check_host_url`` does.
+
+    Connect only to one of these addresses: resolving the name again could give another
+    answer. Under ``loopback_only`` only ``localhost`` names and loopback literals pass, and
+    ``localhost`` means 127.0.0.1 without asking any resolver (as when the host was saved).
+
+    Args:
+        host: a host name or IP literal (brackets allowed), as in a URL.
+        rules: the deployment's rules.
+
+    Returns:
+        The addresses, in the resolver's order, without duplicates; never empty.
+
+    Raises:
+        TracingConfigError: code ``invalid_host`` when the name or any of its addresses is
+            refused (the message names the address and the rule), ``host_unreachable`` when
+            the name does not resolve.
+    """
+    name = host.strip().lower().rstrip(".")
+    try:
+        addresses = _check_host(
+            name,
+            refuse_private=rules.refuse_private,
+            loopback_only=rules.loopback_only,
+            resolver=rules.resolver,
+        )
+    except _Refused as exc:
+        raise TracingConfigError(exc.message, code=exc.code) from None
+    return tuple(dict.fromkeys(addresses))
+
+
 class _Refused(OpstrailError):
     """Internal: a refusal, turned into the caller's error type at the boundary."""
 
@@ -184,7 +236,7 @@ def _check(
 
 def _check_host(
     host: str, *, refuse_private: bool, loopback_only: bool, resolver: Resolver | None
-) -> None:
+) -> list[IpAddress]:
     if host in METADATA_HOST_NAMES or host.endswith(".metadata.google.internal"):
         raise _Refused(f"{host} is a cloud metadata endpoint and is refused.", code="invalid_host")
     literal = _parse_ip(host)
@@ -211,6 +263,7 @@ def _check_host(
             raise _Refused(f"The host name {host} does not resolve.", code="host_unreachable")
     for address in addresses:
         _check_address(host, address, refuse_private=refuse_private, loopback_only=loopback_only)
+    return addresses
 
 
 def _parse_ip(text: str) -> IpAddress | None:

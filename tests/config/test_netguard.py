@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from opstrail.errors import TracingConfigError, ValidationError
-from opstrail.netguard import check_host_url, check_request_target
+from opstrail.netguard import HostRules, check_host_url, check_request_target, checked_addresses
 
 
 def _resolver(table: dict[str, list[str]]):
@@ -157,3 +157,50 @@ def test_check_request_target_keeps_query_and_raises_validation_error_when_refus
         check_request_target("http://169.254.169.254/", refuse_private=False, loopback_only=False)
     assert not isinstance(caught.value, TracingConfigError)
     assert caught.value.code == "invalid_url"
+
+
+def test_checked_addresses_keeps_resolver_order_without_duplicates_when_all_pass() -> None:
+    """Connect-time check: every address passes, in the resolver's order, each once."""
+    resolver = _resolver({"multi.example": ["10.0.0.7", "::ffff:10.0.0.7", "10.0.0.5"]})
+    addresses = checked_addresses("Multi.Example.", HostRules(resolver=resolver))
+    assert [str(a) for a in addresses] == ["10.0.0.7", "10.0.0.5"]
+
+
+@pytest.mark.parametrize(
+    ("host", "rules", "fragment"),
+    [
+        ("meta.example", HostRules(resolver=PUBLIC), "metadata"),
+        ("169.254.10.1", HostRules(resolver=PUBLIC), "link-local"),
+        ("split.example", HostRules(refuse_private=True, resolver=PUBLIC), "private network"),
+        ("[::1]", HostRules(refuse_private=True), "private network"),
+        ("10.1.2.3", HostRules(loopback_only=True), "Only loopback"),
+        ("metadata.google.internal", HostRules(), "metadata"),
+    ],
+)
+def test_checked_addresses_refuses_like_check_host_url_when_an_address_is_forbidden(
+    host: str, rules: HostRules, fragment: str
+) -> None:
+    """The connect-time check applies the save-time rules: invalid_host naming the rule."""
+    with pytest.raises(TracingConfigError) as caught:
+        checked_addresses(host, rules)
+    assert caught.value.code == "invalid_host"
+    assert fragment in caught.value.message
+
+
+def test_checked_addresses_reports_unreachable_when_name_does_not_resolve() -> None:
+    """A DNS failure at connect time is host_unreachable, as at save time."""
+    with pytest.raises(TracingConfigError) as caught:
+        checked_addresses("nowhere.example", HostRules(resolver=PUBLIC))
+    assert caught.value.code == "host_unreachable"
+
+
+def test_checked_addresses_maps_localhost_to_127_0_0_1_without_resolving_when_loopback_only() -> None:
+    """Loopback-only never asks a resolver at connect time either; localhost is 127.0.0.1."""
+
+    def resolver(host: str) -> list[str]:
+        raise AssertionError("resolver must not be called")
+
+    rules = HostRules(loopback_only=True, resolver=resolver)
+    assert [str(a) for a in checked_addresses("localhost", rules)] == ["127.0.0.1"]
+    with pytest.raises(TracingConfigError):
+        checked_addresses("cloud.langfuse.com", rules)

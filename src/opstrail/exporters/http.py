@@ -2,6 +2,13 @@
 
 Every remote failure becomes an ``ExportResult``; nothing here raises for one (contract §3.2,
 §4.9; style rule 4: exporters return, the dispatcher decides).
+
+A destination whose address netguard refuses at connect time (``DestinationRefused``: the
+name now resolves to a metadata, link-local or, per the settings, private address) becomes a
+``RETRY`` without status, like a connection error: the dispatcher shows the destination
+``unreachable`` with netguard's reason, backs off, and dead-letters the rows at the age limit
+unless the DNS record (or the host) is fixed first. No new outcome: to the delivery policy it is
+a destination that cannot be reached, and nothing was sent.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import httpx
 from opstrail import __version__
 from opstrail.exporters.base import Destination, ExportResult, Outcome
 from opstrail.exporters.fields import SDK_NAME
+from opstrail.exporters.transport import DestinationRefused
 
 DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
 MESSAGE_CAP_CHARS: Final = 500
@@ -176,7 +184,11 @@ def send(
     content: bytes | None = None,
     timeout: httpx.Timeout | float | None = None,
 ) -> httpx.Response | ExportResult:
-    """Send one request; a transport failure comes back as a ``RETRY`` result, never raised."""
+    """Send one request; a transport failure comes back as a ``RETRY`` result, never raised.
+
+    A refused address (``DestinationRefused``) is a ``RETRY`` whose message names the address
+    and the rule (module docstring).
+    """
     try:
         return client.request(
             method,
@@ -185,6 +197,8 @@ def send(
             content=content,
             timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
         )
+    except DestinationRefused as exc:
+        return ExportResult(Outcome.RETRY, message=f"not sent to {target}: {exc}")
     except httpx.TimeoutException as exc:
         return ExportResult(Outcome.RETRY, message=f"timed out talking to {target}: {exc!r}")
     except httpx.RequestError as exc:

@@ -6,11 +6,15 @@ scores API (decisions.md, "Scores"); only ``export`` differs between the ingesti
 
 from __future__ import annotations
 
+from typing import Self
+
 import httpx
 
 from opstrail.exporters.base import Destination, ExportResult
 from opstrail.exporters.http import DEFAULT_TIMEOUT
 from opstrail.exporters.scores import delete_score, post_score
+from opstrail.exporters.transport import guarded_client
+from opstrail.netguard import HostRules
 from opstrail.tracing.tree import Score
 
 
@@ -19,7 +23,9 @@ class HttpExporter:
 
     Args:
         client: the destination's own HTTP client; one is created (and closed by ``close``)
-            when omitted. Never share a process-global client between destinations.
+            when omitted, over a ``GuardedTransport`` with the default ``HostRules`` (use
+            ``with_rules`` for the deployment's). Never share a process-global client between
+            destinations.
         timeout: per-request timeout.
     """
 
@@ -30,8 +36,17 @@ class HttpExporter:
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
     ) -> None:
         self._owns_client = client is None
-        self._client = client if client is not None else httpx.Client(timeout=timeout)
+        self._client = client if client is not None else guarded_client(HostRules(), timeout=timeout)
         self._timeout = timeout
+
+    @classmethod
+    def with_rules(
+        cls, rules: HostRules, *, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT
+    ) -> Self:
+        """An exporter owning a new guarded client that connects only where ``rules`` allow."""
+        exporter = cls(guarded_client(rules, timeout=timeout), timeout=timeout)
+        exporter._owns_client = True
+        return exporter
 
     def export_score(self, score: Score, destination: Destination) -> ExportResult:
         """Create or replace one score over ``POST /api/public/scores``."""

@@ -4,6 +4,9 @@
 readable version, means OTLP; older means the legacy batch API. ``check_credentials`` calls
 ``GET /api/public/projects`` with the keys and raises ``TracingConfigError`` with a code and a
 sentence that says what to fix.
+
+Both use the client they are given; give them a ``transport.guarded_client`` so the address
+they connect to is checked by netguard (a refusal is ``invalid_host``, or a probe warning).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import httpx
 from opstrail.errors import TracingConfigError
 from opstrail.exporters.base import Destination, IngestionPath
 from opstrail.exporters.http import auth_headers, response_message, unauthorized_message, url
+from opstrail.exporters.transport import DestinationRefused
 
 __all__ = [
     "OTLP_MIN_VERSION",
@@ -80,6 +84,13 @@ def probe_server(host: str, *, client: httpx.Client) -> ServerInfo:
     target = host.rstrip("/") + HEALTH_PATH
     try:
         response = client.get(target)
+    except DestinationRefused as exc:
+        return ServerInfo(
+            None,
+            IngestionPath.OTLP,
+            f"could not read the Langfuse version from {target} ({exc.reason}); using OTLP, "
+            "which needs Langfuse 3.22 or newer",
+        )
     except httpx.HTTPError as exc:
         return ServerInfo(
             None,
@@ -135,13 +146,21 @@ def check_credentials(
         The project the keys belong to (id and name) and the server info.
 
     Raises:
-        TracingConfigError: with ``code`` ``host_unreachable``, ``tls_error``, ``not_langfuse``,
-            ``unauthorized``, ``organization_key``, ``no_project`` or ``usage_suspended``.
+        TracingConfigError: with ``code`` ``invalid_host`` (netguard refused the address the
+            client was about to connect to), ``host_unreachable``, ``tls_error``,
+            ``not_langfuse``, ``unauthorized``, ``organization_key``, ``no_project`` or
+            ``usage_suspended``.
     """
     destination = Destination(host=host.rstrip("/"), public_key=public_key, secret_key=secret_key)
     target = url(destination, PROJECTS_PATH)
     try:
         response = client.get(target, headers=auth_headers(destination))
+    except DestinationRefused as exc:
+        raise TracingConfigError(
+            f"{exc.reason} (checked when connecting: the name resolves differently from one "
+            "moment to the next; use a host whose addresses are all allowed).",
+            code="invalid_host",
+        ) from exc
     except httpx.HTTPError as exc:
         if _is_tls_error(exc):
             raise TracingConfigError(

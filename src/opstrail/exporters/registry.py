@@ -16,29 +16,43 @@ from opstrail.exporters.base import Destination, Exporter, IngestionPath
 from opstrail.exporters.http import DEFAULT_TIMEOUT
 from opstrail.exporters.legacy.exporter import LegacyExporter
 from opstrail.exporters.otlp.exporter import OtlpExporter
+from opstrail.netguard import HostRules
 
 __all__ = ["ExporterRegistry", "exporter_for"]
 
 
 def exporter_for(
-    destination: Destination, *, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT
+    destination: Destination,
+    *,
+    timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+    rules: HostRules | None = None,
 ) -> Exporter:
     """A new exporter for ``destination.path`` with its own ``httpx.Client``, which the
-    exporter's ``close`` closes."""
+    exporter's ``close`` closes.
+
+    The client connects only to addresses ``rules`` allow (checked per new connection; see
+    ``opstrail.exporters.transport``); the default rules refuse what is always refused.
+    """
+    guard = rules if rules is not None else HostRules()
     if destination.path is IngestionPath.LEGACY:
-        return LegacyExporter(timeout=timeout)
-    return OtlpExporter(timeout=timeout)
+        return LegacyExporter.with_rules(guard, timeout=timeout)
+    return OtlpExporter.with_rules(guard, timeout=timeout)
 
 
 class ExporterRegistry:
     """Caches one exporter per (destination key, path); thread-safe; ``close()`` releases all.
 
+    ``rules``: where the exporters' clients may connect (``exporter_for``).
+
     A destination whose path changes (a re-probe found a new server version) gets a new
     exporter; the old one is closed.
     """
 
-    def __init__(self, *, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, *, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT, rules: HostRules | None = None
+    ) -> None:
         self._timeout = timeout
+        self._rules = rules
         self._lock = threading.Lock()
         self._exporters: dict[str, tuple[IngestionPath, Exporter]] = {}
         self._closed = False
@@ -53,7 +67,7 @@ class ExporterRegistry:
                 return cached[1]
             if cached is not None:
                 cached[1].close()
-            exporter = exporter_for(destination, timeout=self._timeout)
+            exporter = exporter_for(destination, timeout=self._timeout, rules=self._rules)
             self._exporters[destination.key] = (destination.path, exporter)
             return exporter
 

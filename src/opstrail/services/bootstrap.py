@@ -51,15 +51,21 @@ def build_dispatcher(
     trace builder with the deployment's build options."""
     from opstrail.config.destinations import ConfigDestinationResolver
     from opstrail.exporters.registry import exporter_for
+    from opstrail.exporters.transport import rules_from_settings
     from opstrail.tracing.build import BuildOptions, build_score, build_trace
 
     build_options = BuildOptions(
         low_cardinality_names=settings.low_cardinality_names, release=settings.release
     )
+    # Every connection to a destination is checked against the deployment's host rules at
+    # send time too (a name may resolve elsewhere than when it was saved).
+    rules = rules_from_settings(settings)
     return Dispatcher(
         session_factory,
         ConfigDestinationResolver(settings),
-        lambda destination: exporter_for(destination, timeout=settings.http_timeout_seconds),
+        lambda destination: exporter_for(
+            destination, timeout=settings.http_timeout_seconds, rules=rules
+        ),
         build_trace=lambda info: build_trace(info, build_options),
         build_score=lambda feedback: build_score(feedback, build_options),
         options=options or dispatch_options(settings),
@@ -71,11 +77,11 @@ def build_dispatcher(
 def _probe_path(destination: Destination, settings: Settings) -> IngestionPath:
     """The path the destination's server takes now (``GET /api/public/health``); a fresh
     client per probe, since a destination is probed at most once a day."""
-    import httpx
-
     from opstrail.exporters.probe import probe_server
+    from opstrail.exporters.transport import guarded_client, rules_from_settings
 
-    with httpx.Client(timeout=min(settings.http_timeout_seconds, 5.0)) as client:
+    rules = rules_from_settings(settings)
+    with guarded_client(rules, timeout=min(settings.http_timeout_seconds, 5.0)) as client:
         server = probe_server(destination.host, client=client)
     if server.warning is not None:
         # Unreachable, or no readable version: that says nothing about the path. Keep the

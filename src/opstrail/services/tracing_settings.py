@@ -46,6 +46,7 @@ from opstrail.config.tracing_config import (
 )
 from opstrail.delivery.outbox import cancel_pending
 from opstrail.errors import ConfigError, ConflictError, NotFoundError, TracingConfigError
+from opstrail.exporters.transport import guarded_client, rules_from_settings
 from opstrail.services.delivery_status import delivery_status
 from opstrail.settings import Settings
 from opstrail.storage.base import utcnow
@@ -62,9 +63,11 @@ ClientFactory = Callable[[], httpx.Client]
 def probe_client_factory(settings: Settings) -> ClientFactory:
     """A factory of short-timeout HTTP clients for credential checks (one per check)."""
     timeout = min(PROBE_TIMEOUT_SECONDS, settings.http_timeout_seconds)
+    rules = rules_from_settings(settings)
 
     def make() -> httpx.Client:
-        return httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False)
+        # The address connected to is checked too, not only the name's answer at save time.
+        return guarded_client(rules, timeout=httpx.Timeout(timeout))
 
     return make
 

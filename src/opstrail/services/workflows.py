@@ -26,12 +26,22 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final, Literal
 
+import httpcore
+import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from opstrail.errors import NotFoundError, ValidationError
+from opstrail.exporters.transport import DestinationRefused, GuardedTransport, rules_from_settings
+from opstrail.netguard import HostRules, check_request_target
 from opstrail.runtime.dsl.graph import Graph, parse_graph
 from opstrail.runtime.dsl.parse import parse_document
-from opstrail.runtime.nodes.base import ModelResolver, RunEnvironment, ToolRunner, Turn
+from opstrail.runtime.nodes.base import (
+    ModelResolver,
+    OutboundHttp,
+    RunEnvironment,
+    ToolRunner,
+    Turn,
+)
 from opstrail.runtime.nodes.code import CodeSandbox
 from opstrail.runtime.ports import Retriever
 from opstrail.runtime.tools.builtin import builtin_tools
@@ -262,9 +272,11 @@ def execute(
     listener: Callable[[str, dict[str, Any]], None] | None,
 ) -> tuple[RunResult, WorkflowEngine]:
     """Run the engine under the run timeout; never raises for a node failure."""
+    rules = rules_from_settings(settings)
     env = RunEnvironment(
         models=resources.models,
-        check_url=_url_guard(settings),
+        check_url=_url_guard(rules),
+        outbound_http=guarded_outbound_http(rules),
         code_sandbox=resources.code_sandbox,
         tools=resources.tools,
         retriever=retriever,
@@ -302,14 +314,31 @@ def execute(
     return result, engine
 
 
-def _url_guard(settings: Settings) -> Callable[[str], str]:
-    from opstrail.netguard import check_request_target
-
+def _url_guard(rules: HostRules) -> Callable[[str], str]:
     def check(url: str) -> str:
-        return check_request_target(url, refuse_private=settings.refuse_private_hosts,
-                                    loopback_only=settings.loopback_only_hosts)
+        return check_request_target(url, refuse_private=rules.refuse_private,
+                                    loopback_only=rules.loopback_only, resolver=rules.resolver)
 
     return check
+
+
+def guarded_outbound_http(rules: HostRules,
+                          inner: httpcore.NetworkBackend | None = None) -> OutboundHttp:
+    """http-request transports that check every address they connect to by ``rules`` (the
+    rules of ``check_url`` too), so a target that resolves elsewhere after its check (DNS
+    rebinding) is refused; ``inner`` opens the sockets (tests record connects with it).
+
+    No proxy, as before: the node's client ignores environment proxies, and TLS trusts the
+    certifi bundle whatever ``SSL_CERT_FILE`` says (``trust_env=False``).
+    """
+    def transport(verify: bool) -> httpx.BaseTransport:
+        context = httpx.create_ssl_context(verify=verify, trust_env=False)
+        return GuardedTransport(rules, verify=context, inner=inner)
+
+    def refusal(error: BaseException) -> str | None:
+        return error.reason if isinstance(error, DestinationRefused) else None
+
+    return OutboundHttp(transport=transport, refusal=refusal)
 
 
 def node_row(app_id: str, workflow_run_id: str, execution: NodeExecution) -> dict[str, Any]:

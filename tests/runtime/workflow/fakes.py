@@ -148,22 +148,30 @@ def run(
     tools: Any = None,
     code_sandbox: Any = None,
     check_url: Any = None,
+    outbound_http: Any = "loopback",
     timeout: float = 30.0,
     history: Sequence[Any] = (),
     listener: Any = None,
     conversation: dict[str, Any] | None = None,
 ) -> tuple[Any, list[tuple[str, dict[str, Any]]], Any]:
-    """Parse and run a workflow with fakes; returns (outcome, events, engine)."""
+    """Parse and run a workflow with fakes; returns (outcome, events, engine).
+
+    http-request nodes connect through the services' guarded transport, loopback only, unless
+    ``outbound_http`` names another one (None: none at all)."""
     import uuid
 
+    from opstrail.netguard import HostRules
     from opstrail.runtime.dsl.graph import parse_graph
     from opstrail.runtime.nodes.base import RunEnvironment
     from opstrail.runtime.workflow.engine import WorkflowEngine, run_with_timeout, validate_inputs
+    from opstrail.services.workflows import guarded_outbound_http
 
     graph, _warnings = parse_graph(wf, mode=mode)
     env = RunEnvironment(
         models=models or FakeModels(),
         check_url=check_url or (lambda url: url),
+        outbound_http=(guarded_outbound_http(HostRules(loopback_only=True))
+                       if outbound_http == "loopback" else outbound_http),
         code_sandbox=code_sandbox or sandbox(),
         tools=tools or FakeTools(),
         retriever=FakeRetriever(),

@@ -24,6 +24,8 @@ from opstrail.runtime.workflow.variables import VariablePool
 from opstrail.tracing.info import ModelCall, RetrievedDocument
 
 if TYPE_CHECKING:
+    import httpx
+
     from opstrail.runtime.nodes.code import CodeSandbox
     from opstrail.runtime.workflow.engine import ExecScope, WorkflowEngine
 
@@ -54,6 +56,23 @@ UrlCheck = Callable[[str], str]
 
 
 @dataclass(frozen=True, slots=True)
+class OutboundHttp:
+    """How http-request nodes reach the network: the services layer fills this in with the
+    exporters' guarded transport (the runtime may not import the exporters).
+
+    ``check_url`` checks a URL before any I/O, but a stock transport resolves the name again
+    when it connects, so a name that then answers a forbidden address (DNS rebinding) would be
+    reached. ``transport(verify)`` builds the transport of one node's client; it must resolve
+    each new connection's host once, check every address by the rules ``check_url`` applies,
+    and connect only to a checked address. ``refusal(error)`` is netguard's reason (naming the
+    address and the rule) when ``error`` is such a transport refusing a connection, else None.
+    """
+
+    transport: Callable[[bool], httpx.BaseTransport]
+    refusal: Callable[[BaseException], str | None]
+
+
+@dataclass(frozen=True, slots=True)
 class Turn:
     """One earlier turn of a chatflow conversation (memory)."""
 
@@ -65,8 +84,9 @@ class Turn:
 class RunEnvironment:
     """Everything outside the graph a run may use; built per run by the services layer.
 
-    ``check_url`` refuses http-request targets (SSRF guard); ``history`` holds the earlier
-    turns of a chatflow conversation, oldest first.
+    ``check_url`` refuses http-request targets (SSRF guard) and ``outbound_http`` checks
+    every address they connect to (without it, http-request nodes fail rather than send
+    unchecked); ``history`` holds the earlier turns of a chatflow conversation, oldest first.
     """
 
     models: ModelResolver
@@ -75,6 +95,7 @@ class RunEnvironment:
     tools: ToolRunner | None = None
     retriever: Retriever | None = None
     http_timeout: float = 10.0
+    outbound_http: OutboundHttp | None = None
     history: Sequence[Turn] = ()
     jinja: SandboxedEnvironment = field(default_factory=SandboxedEnvironment)
     # Compiled Jinja2 templates of this run (dict writes are atomic under the GIL).

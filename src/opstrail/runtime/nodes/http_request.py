@@ -1,5 +1,10 @@
 """http-request: one HTTP call through httpx, every target (and redirect) checked by the
-SSRF guard first, with connect/read/write timeouts."""
+SSRF guard first, with connect/read/write timeouts.
+
+The guard runs twice: ``ctx.env.check_url`` before any I/O (a clear error for a refused URL),
+and the transport of ``ctx.env.outbound_http`` on every new connection, which resolves the
+name once, checks every address by the same rules and connects to a checked one, so a name
+that resolves elsewhere after the first check (DNS rebinding) is refused too."""
 
 from __future__ import annotations
 
@@ -74,6 +79,33 @@ def _body(ctx: NodeContext, headers: dict[str, str]) -> dict[str, Any]:
     raise ctx.fail(f"body type {kind!r} is not supported")
 
 
+class _Exchange:
+    """One request and the redirects it leads to; ``current`` is the URL last requested
+    (the one a connection refusal is about)."""
+
+    def __init__(self, target: str) -> None:
+        self.current = target
+
+    def send(self, ctx: NodeContext, client: httpx.Client, method: str,
+             headers: dict[str, str], **request: Any) -> tuple[httpx.Response, bytes]:
+        """Send, then follow at most ``MAX_REDIRECTS`` redirects, each target checked by
+        ``ctx.env.check_url`` first; returns the last response and its body (capped)."""
+        response = client.request(method, self.current, headers=headers, **request)
+        for _ in range(MAX_REDIRECTS):
+            if not response.is_redirect or "location" not in response.headers:
+                break
+            next_url = urljoin(str(response.url), response.headers["location"])
+            try:
+                next_url = ctx.env.check_url(next_url)
+            except OpstrailError as exc:
+                raise ctx.fail(f"redirect to {next_url} refused: {exc}",
+                               code="ssrf_refused") from exc
+            redirect_method = "GET" if response.status_code in (301, 302, 303) else method
+            self.current = next_url
+            response = client.request(redirect_method, next_url, headers=headers)
+        return response, response.content[:MAX_BODY_BYTES]
+
+
 def handle(ctx: NodeContext) -> NodeResult:
     """Send the request; outputs ``status_code``, ``body``, ``headers``, ``files``."""
     method = str(ctx.data.get("method") or "get").lower()
@@ -105,30 +137,27 @@ def handle(ctx: NodeContext) -> NodeResult:
         target = ctx.env.check_url(url)
     except OpstrailError as exc:
         raise ctx.fail(f"request to {url} refused: {exc}", code="ssrf_refused") from exc
+    outbound = ctx.env.outbound_http
+    if outbound is None:
+        # Sending through a stock transport would skip the connect-time address check.
+        raise ctx.fail("http-request nodes cannot run here: no guarded HTTP transport is "
+                       "configured", code="ssrf_refused")
     verify = bool(ctx.data.get("ssl_verify", True))
+    exchange = _Exchange(target)
     try:
-        with httpx.Client(timeout=_timeout(ctx), verify=verify, follow_redirects=False,
-                          trust_env=False) as client:
+        with httpx.Client(timeout=_timeout(ctx), follow_redirects=False, trust_env=False,
+                          transport=outbound.transport(verify)) as client:
             query: list[tuple[str, str | int | float | bool | None]] = list(params)
-            response = client.request(method.upper(), target, params=query or None,
-                                      headers=headers, **content)
-            for _ in range(MAX_REDIRECTS):
-                if not response.is_redirect or "location" not in response.headers:
-                    break
-                next_url = urljoin(str(response.url), response.headers["location"])
-                try:
-                    next_url = ctx.env.check_url(next_url)
-                except OpstrailError as exc:
-                    raise ctx.fail(f"redirect to {next_url} refused: {exc}",
-                                   code="ssrf_refused") from exc
-                redirect_method = "GET" if response.status_code in (301, 302, 303) else \
-                    method.upper()
-                response = client.request(redirect_method, next_url, headers=headers)
-            body_bytes = response.content[:MAX_BODY_BYTES]
+            response, body_bytes = exchange.send(ctx, client, method.upper(), headers,
+                                                 params=query or None, **content)
     except httpx.TimeoutException as exc:
         raise ctx.fail(f"the request to {url} timed out ({type(exc).__name__})",
                        code="http_timeout") from exc
     except httpx.HTTPError as exc:
+        reason = outbound.refusal(exc)
+        if reason is not None:
+            raise ctx.fail(f"request to {exchange.current} refused when connecting: {reason}",
+                           code="ssrf_refused") from exc
         raise ctx.fail(f"the request to {url} failed: {exc}", code="http_error") from exc
     body = body_bytes.decode(response.encoding or "utf-8", errors="replace")
     outputs = {
