@@ -8,6 +8,7 @@ from opstrail.delivery import codec
 from opstrail.errors import DeliveryError
 from opstrail.tracing import samples
 from opstrail.tracing.build import build_trace
+from opstrail.tracing.info import MessageTraceInfo
 from opstrail.tracing.policy import root_trace_id
 
 RECORDS = [
@@ -49,3 +50,28 @@ def test_codec_refuses_payload_when_it_does_not_validate() -> None:
     with pytest.raises(DeliveryError) as unknown:
         codec.decode("nope", "{}")
     assert unknown.value.code == "unknown_kind"
+
+
+def test_codec_falls_back_to_the_standard_library_when_orjson_refuses_a_value() -> None:
+    """An integer beyond 64 bits inside a JSON value (orjson refuses it) still round-trips,
+    and a non-finite float is stored as null either way."""
+    from dataclasses import replace
+
+    huge = replace(samples.chat_message(), inputs={"n": 2**70, "x": float("nan")})
+    back = codec.decode("message", codec.encode(huge))
+    assert isinstance(back, MessageTraceInfo)
+    assert back.inputs == {"n": 2**70, "x": None}
+    plain = replace(samples.chat_message(), inputs={"x": float("inf")})
+    back_plain = codec.decode("message", codec.encode(plain))
+    assert isinstance(back_plain, MessageTraceInfo)
+    assert back_plain.inputs == {"x": None}
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=lambda r: type(r).__name__)
+def test_codec_reads_rows_written_by_the_earlier_pydantic_encoder(record: object) -> None:
+    """Rows already in an outbox were written by Pydantic's dump_json (times with ``Z``);
+    they decode to the same record."""
+    from pydantic import TypeAdapter
+
+    old_payload = TypeAdapter(type(record)).dump_json(record).decode("utf-8")
+    assert codec.decode(codec.kind_of(record), old_payload) == record  # type: ignore[arg-type]
