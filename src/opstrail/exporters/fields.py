@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Final, TypeGuard
 
 import orjson
@@ -21,7 +21,7 @@ from opstrail.tracing.values import JsonValue
 SDK_NAME: Final = "opstrail"
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MICROSECOND: Final = timedelta(microseconds=1)
+_TWO_DIGITS: Final = tuple(f"{n:02d}" for n in range(100))
 
 # Compact, UTF-8 kept, NaN refused (JSON.parse on the server would fail on NaN). The encoder
 # object holds only its options, so sharing it is safe.
@@ -31,14 +31,26 @@ _JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow
 def iso_z(value: datetime) -> str:
     """Format a UTC datetime as ISO 8601 with microseconds and a ``Z`` suffix.
 
-    The trace tree stores UTC already (``require_utc``), so only the suffix changes.
+    Exactly what ``isoformat(timespec="microseconds")`` writes, with ``Z`` for ``+00:00``, at
+    a third of the cost: the trace tree stores UTC already (``require_utc``), and both
+    serializers format several times per observation.
     """
-    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    two = _TWO_DIGITS  # every field from this table: no format specs to parse
+    year = value.year
+    micro = value.microsecond
+    return (
+        f"{two[year // 100]}{two[year % 100]}-{two[value.month]}-{two[value.day]}T"
+        f"{two[value.hour]}:{two[value.minute]}:{two[value.second]}."
+        f"{two[micro // 10000]}{two[micro // 100 % 100]}{two[micro % 100]}Z"
+    )
 
 
 def unix_nanos(value: datetime) -> int:
     """Exact epoch nanoseconds of a timezone-aware datetime (no float rounding)."""
-    return ((value - _EPOCH) // _ONE_MICROSECOND) * 1000
+    delta = value - _EPOCH
+    return ((delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds) * 1000
 
 
 def _finite(value: JsonValue) -> JsonValue:
@@ -52,8 +64,10 @@ def _finite(value: JsonValue) -> JsonValue:
     return value
 
 
-def _default(value: object) -> object:
-    """Turn what orjson does not know (a non-dict Mapping) into what it does."""
+def json_default(value: object) -> object:
+    """orjson's ``default`` for ``json_bytes``: turn what orjson does not know (a non-dict
+    Mapping) into what it does. A hot path may call ``orjson.dumps(value,
+    default=json_default)`` itself and fall back to ``json_bytes`` on TypeError."""
     if isinstance(value, Mapping):
         return dict(value)
     raise TypeError(f"{type(value).__name__} is not a JSON value")
@@ -67,7 +81,7 @@ def json_bytes(value: object) -> bytes:
     as integers beyond 64 bits.
     """
     try:
-        return orjson.dumps(value, default=_default)
+        return orjson.dumps(value, default=json_default)
     except TypeError:
         return _JSON.encode(_finite(_plain(value))).encode("utf-8")  # type: ignore[arg-type]
 
@@ -89,7 +103,10 @@ def observation_bytes(value: JsonValue) -> bytes:
     """The wire bytes of an input or output: a plain string stays text, anything else JSON."""
     if isinstance(value, str):
         return value.encode("utf-8")
-    return json_bytes(value)
+    try:
+        return orjson.dumps(value, default=json_default)  # json_bytes, minus a call on the hot path
+    except TypeError:
+        return json_bytes(value)
 
 
 def observation_text(value: JsonValue) -> str:
@@ -129,15 +146,22 @@ def _map_value(value: JsonValue) -> JsonValue:
     return json_text(value)
 
 
+# MapValue types that pass unchanged, by exact type: most parameters are numbers.
+_MAP_SCALAR_TYPES: Final = frozenset({type(None), str, int, float, bool})
+
+
 def model_parameters(params: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
     """Model parameters restricted to Langfuse's ``MapValue`` (string, number, bool, string
     list, null); any other value becomes its JSON text."""
+    if _MAP_SCALAR_TYPES.issuperset(map(type, params.values())):
+        return dict(params)  # the usual case (numbers), checked without a Python-level loop
     return {key: _map_value(value) for key, value in params.items()}
 
 
 _SCALAR_TYPES: Final = frozenset({str, bool, int, float})
+_SCALAR_CLASSES: Final = (str, bool, int, float)
 
 
 def is_scalar(value: JsonValue) -> TypeGuard[str | bool | int | float]:
     """True for a value that an OTel attribute holds natively (str, bool, int, float)."""
-    return type(value) in _SCALAR_TYPES or isinstance(value, str | bool | int | float)
+    return type(value) in _SCALAR_TYPES or isinstance(value, _SCALAR_CLASSES)

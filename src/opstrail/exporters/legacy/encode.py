@@ -36,7 +36,7 @@ from opstrail.exporters.fields import (
     usage_details,
 )
 from opstrail.ids import event_id
-from opstrail.tracing.tree import Observation, ObservationType, Trace
+from opstrail.tracing.tree import Level, Observation, ObservationType, Trace
 from opstrail.tracing.values import JsonValue
 
 __all__ = [
@@ -80,6 +80,12 @@ class EncodedBatch:
     trace_of_event: Mapping[str, str]
 
 
+# Plain-string values of the enums that go on the wire (an enum's ``.value`` is a Python-level
+# property: looked up here instead, once per event).
+_TYPE_VALUES: Final[Mapping[ObservationType, str]] = {kind: kind.value for kind in ObservationType}
+_LEVEL_VALUES: Final[Mapping[Level, str]] = {level: level.value for level in Level}
+
+
 def _metadata(
     metadata: Mapping[str, JsonValue], extra: Mapping[str, JsonValue]
 ) -> dict[str, JsonValue]:
@@ -89,36 +95,39 @@ def _metadata(
     return merged
 
 
-def _is_generation_body(obs: Observation) -> bool:
-    return (
+def _observation_event(obs: Observation, trace: Trace) -> WireObject:
+    event_type, keep_type = _EVENT_TYPES[obs.type]
+    if event_type == SPAN_CREATE and (
         obs.model is not None
         or obs.usage is not None
         or obs.cost is not None
         or obs.completion_start_time is not None
         or obs.model_parameters is not None
-    )
-
-
-def _observation_event(obs: Observation, trace: Trace) -> WireObject:
-    event_type, keep_type = _EVENT_TYPES[obs.type]
-    if event_type == SPAN_CREATE and _is_generation_body(obs):
-        event_type = GENERATION_CREATE
-    extra: dict[str, JsonValue] = {ENVIRONMENT_KEY: trace.environment}
-    if keep_type:
-        extra = {OBSERVATION_TYPE_KEY: obs.type.value, **extra}
+    ):
+        event_type = GENERATION_CREATE  # a span body would lose these fields
+    environment = trace.environment
+    # Each distinct time is formatted once: the envelope timestamp is the end time, and an
+    # event's start is usually its end.
+    end_time = iso_z(obs.end_time)
+    start_time = end_time if obs.start_time == obs.end_time else iso_z(obs.start_time)
     body: WireObject = {
         "id": obs.id,
         "traceId": obs.trace_id,
         "name": obs.name,
-        "startTime": iso_z(obs.start_time),
+        "startTime": start_time,
     }
     if event_type != EVENT_CREATE:
-        body["endTime"] = iso_z(obs.end_time)
+        body["endTime"] = end_time
     if obs.parent_id is not None:
         body["parentObservationId"] = obs.parent_id
-    body["environment"] = trace.environment
-    body["metadata"] = _metadata(obs.metadata, extra)
-    body["level"] = obs.level.value
+    body["environment"] = environment
+    # Metadata keys the dialect adds never overwrite the observation's own (_metadata).
+    metadata = dict(obs.metadata)
+    if keep_type:
+        metadata.setdefault(OBSERVATION_TYPE_KEY, _TYPE_VALUES[obs.type])
+    metadata.setdefault(ENVIRONMENT_KEY, environment)
+    body["metadata"] = metadata
+    body["level"] = _LEVEL_VALUES[obs.level]
     if obs.status_message is not None:
         body["statusMessage"] = obs.status_message
     version = obs.version if obs.version is not None else trace.version
@@ -129,41 +138,48 @@ def _observation_event(obs: Observation, trace: Trace) -> WireObject:
     if obs.output is not None:
         body["output"] = obs.output
     if event_type == GENERATION_CREATE:
-        if obs.model is not None:
-            body["model"] = obs.model
-        if obs.model_parameters is not None:
-            body["modelParameters"] = model_parameters(obs.model_parameters)
-        if obs.completion_start_time is not None:
-            body["completionStartTime"] = iso_z(obs.completion_start_time)
-        if obs.usage is not None:
-            usage: WireObject = {
-                "input": obs.usage.input,
-                "output": obs.usage.output,
-                "total": obs.usage.total,
-                "unit": "TOKENS",
-            }
-            if obs.cost is not None:
-                if obs.cost.input is not None:
-                    usage["inputCost"] = obs.cost.input
-                if obs.cost.output is not None:
-                    usage["outputCost"] = obs.cost.output
-                usage["totalCost"] = obs.cost.total
-            body["usage"] = usage
-            body["usageDetails"] = usage_details(obs.usage)
-        if obs.cost is not None:
-            body["costDetails"] = cost_details(obs.cost)
+        _generation_fields(body, obs)
     return {
         "id": event_id(obs.id, event_type),
         "type": event_type,
-        "timestamp": iso_z(obs.end_time),
+        "timestamp": end_time,
         "body": body,
     }
 
 
-def _trace_event(trace: Trace) -> WireObject:
+def _generation_fields(body: WireObject, obs: Observation) -> None:
+    """Model, parameters, completion start, usage and cost of a generation-create body."""
+    if obs.model is not None:
+        body["model"] = obs.model
+    if obs.model_parameters is not None:
+        body["modelParameters"] = model_parameters(obs.model_parameters)
+    if obs.completion_start_time is not None:
+        body["completionStartTime"] = iso_z(obs.completion_start_time)
+    usage, cost = obs.usage, obs.cost
+    if usage is not None:
+        wire_usage: WireObject = {
+            "input": usage.input,
+            "output": usage.output,
+            "total": usage.total,
+            "unit": "TOKENS",
+        }
+        if cost is not None:
+            if cost.input is not None:
+                wire_usage["inputCost"] = cost.input
+            if cost.output is not None:
+                wire_usage["outputCost"] = cost.output
+            wire_usage["totalCost"] = cost.total
+        body["usage"] = wire_usage
+        body["usageDetails"] = usage_details(usage)
+    if cost is not None:
+        body["costDetails"] = cost_details(cost)
+
+
+def _trace_event(trace: Trace, root: Observation | None) -> WireObject:
+    timestamp = iso_z(trace.timestamp)
     body: WireObject = {
         "id": trace.id,
-        "timestamp": iso_z(trace.timestamp),
+        "timestamp": timestamp,
         "name": trace.name,
         "environment": trace.environment,
         "metadata": _metadata(trace.metadata, {ENVIRONMENT_KEY: trace.environment}),
@@ -177,7 +193,6 @@ def _trace_event(trace: Trace) -> WireObject:
         body["release"] = trace.release
     if trace.version is not None:
         body["version"] = trace.version
-    root = trace.root
     trace_input = trace.input if trace.input is not None else (root.input if root else None)
     trace_output = trace.output if trace.output is not None else (root.output if root else None)
     if trace_input is not None:
@@ -187,7 +202,7 @@ def _trace_event(trace: Trace) -> WireObject:
     return {
         "id": event_id(trace.id, TRACE_CREATE),
         "type": TRACE_CREATE,
-        "timestamp": iso_z(trace.timestamp),
+        "timestamp": timestamp,
         "body": body,
     }
 
@@ -195,9 +210,9 @@ def _trace_event(trace: Trace) -> WireObject:
 def encode_trace_events(trace: Trace) -> list[WireObject]:
     """The events of one trace: ``trace-create`` (when the root is in it), then one
     ``*-create`` per observation, root first."""
-    events = [_observation_event(obs, trace) for obs in trace.observations]
-    if trace.root is not None:
-        events.insert(0, _trace_event(trace))
+    root = trace.root
+    events = [] if root is None else [_trace_event(trace, root)]
+    events += [_observation_event(obs, trace) for obs in trace.observations]
     return events
 
 
