@@ -26,7 +26,12 @@ def require_utc(value: datetime, field_name: str) -> datetime:
         NaiveDatetimeError: ``value`` has no time zone; a naive time would be read in the
             host's local zone somewhere down the line and shift the trace.
     """
-    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+    tzinfo = value.tzinfo
+    if tzinfo is UTC:
+        # Already UTC (every record time is, once its record exists): astimezone would
+        # return ``value`` itself.
+        return value
+    if tzinfo is None or tzinfo.utcoffset(value) is None:
         raise NaiveDatetimeError(
             f"{field_name} must be timezone-aware (got naive {value.isoformat()}); "
             "use datetime.now(timezone.utc) or attach a tzinfo"

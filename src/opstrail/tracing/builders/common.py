@@ -13,14 +13,23 @@ from typing import Final
 from opstrail import ids
 from opstrail.errors import TraceModelError
 from opstrail.tracing.info import ModelCall, RunContext
-from opstrail.tracing.levels import Verdict, error_verdict
+from opstrail.tracing.levels import OK, Verdict, error_verdict
 from opstrail.tracing.limits import (
     FIELD_CAP_BYTES,
     TRUNCATION_METADATA_KEY,
     truncate_json,
     truncate_text,
 )
-from opstrail.tracing.tree import Cost, Observation, ObservationType, Trace, Usage
+from opstrail.tracing.tree import (
+    Cost,
+    Observation,
+    ObservationType,
+    Trace,
+    Usage,
+    new_cost,
+    new_observation,
+    new_usage,
+)
 from opstrail.tracing.values import JsonValue
 
 USD: Final = "USD"
@@ -45,10 +54,11 @@ def resolve_trace_id(domain_id: str, context: RunContext) -> tuple[str, dict[str
 
 def context_metadata(context: RunContext) -> dict[str, JsonValue]:
     """The who-and-where keys every trace's metadata carries (decisions.md, "Metadata")."""
+    # ``_value_`` is what an enum's ``.value`` returns, minus the property call (hot path).
     meta: dict[str, JsonValue] = {
         "app_id": context.app_id,
         "tenant_id": context.tenant_id,
-        "from_source": context.from_source.value,
+        "from_source": context.from_source._value_,
         "from_account_id": context.from_account_id,
         "from_end_user_id": context.from_end_user_id,
     }
@@ -95,10 +105,10 @@ def cost_of(
     if not is_usd(currency):
         return None, {"price": decimal_text(price), "currency": currency, UNPRICED_KEY: True}
     return (
-        Cost(
-            total=float(price),
-            input=float(input_price) if input_price is not None else None,
-            output=float(output_price) if output_price is not None else None,
+        new_cost(
+            float(price),
+            float(input_price) if input_price is not None else None,
+            float(output_price) if output_price is not None else None,
         ),
         {},
     )
@@ -113,22 +123,26 @@ def usage_of(prompt_tokens: int, completion_tokens: int, details: Mapping[str, i
     ``details`` (``input``, ``output``, ``total`` or unknown names) are ignored: they are
     not sub-buckets and would count tokens twice.
     """
+    if type(details) is dict and not details:
+        # No sub-buckets (the usual case): the same arithmetic as below with empty sums
+        # (``- 0`` keeps it: it turns a bool count into an int, as subtracting a sum does).
+        input_tokens = max(prompt_tokens - 0, 0)
+        output_tokens = max(completion_tokens - 0, 0)
+        return new_usage(input_tokens, output_tokens, input_tokens + output_tokens + 0, {})
     sub_in = {k: v for k, v in details.items() if k.startswith("input_") and v >= 0}
     sub_out = {k: v for k, v in details.items() if k.startswith("output_") and v >= 0}
     input_tokens = max(prompt_tokens - sum(sub_in.values()), 0)
     output_tokens = max(completion_tokens - sum(sub_out.values()), 0)
     buckets = {**sub_in, **sub_out}
-    return Usage(
-        input=input_tokens,
-        output=output_tokens,
-        total=input_tokens + output_tokens + sum(buckets.values()),
-        details=buckets,
+    return new_usage(
+        input_tokens, output_tokens, input_tokens + output_tokens + sum(buckets.values()), buckets
     )
 
 
 def first_token_time(start: datetime, ttft: float | None) -> datetime | None:
     """``completion_start_time``: the call's start plus its time to first token."""
-    return None if ttft is None else start + timedelta(seconds=ttft)
+    # timedelta(0, ttft) is timedelta(seconds=ttft), without parsing a keyword.
+    return None if ttft is None else start + timedelta(0, ttft)
 
 
 def render_io(value: JsonValue) -> JsonValue:
@@ -138,26 +152,81 @@ def render_io(value: JsonValue) -> JsonValue:
     becomes ``content`` and an empty ``files`` list is dropped. Everything else is kept as
     JSON (a plain string stays a string; never a Python repr).
     """
-    if (
-        isinstance(value, list)
-        and value
-        and all(isinstance(item, dict) and "role" in item for item in value)
-    ):
-        rendered: list[JsonValue] = []
-        for item in value:
-            assert isinstance(item, dict)  # checked above; narrows for mypy
-            message: dict[str, JsonValue] = {}
-            for key, inner in item.items():
-                if key == "files" and not inner:
-                    continue
-                message["content" if key == "text" and "content" not in item else key] = inner
-            rendered.append(message)
-        return rendered
-    return value
+    if not isinstance(value, list) or not value:
+        return value
+    for item in value:
+        if not isinstance(item, dict) or "role" not in item:
+            return value
+    rendered: list[JsonValue] = []
+    for item in value:
+        assert isinstance(item, dict)  # checked above; narrows for mypy
+        rename = "text" in item and "content" not in item
+        rendered.append(
+            {
+                ("content" if rename and key == "text" else key): inner
+                for key, inner in item.items()
+                if key != "files" or inner
+            }
+        )
+    return rendered
+
+
+# Exact types ``plain`` returns as they are (subclasses go through the checks in order).
+_PLAIN_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+# Deeper values are copied (the copy recurses as it always did).
+_MAX_SHARED_DEPTH: Final = 64
 
 
 def plain(value: object) -> JsonValue:
     """A record value (mappings, tuples, Decimals, enums) as plain JSON."""
+    # This runs on every input and output of every node. Most values are plain JSON already
+    # (dicts with text keys, lists, exact scalars): those are shared rather than copied, as
+    # nothing mutates a record's values or a tree's.
+    scalars = _PLAIN_SCALARS
+    if type(value) in scalars:
+        return value  # type: ignore[return-value]
+    if type(value) is dict:
+        for key, item in value.items():
+            if type(key) is not str or (
+                type(item) not in scalars and not _already_plain(item, 1)
+            ):
+                return {
+                    (k if type(k) is str else str(k)): (v if type(v) in scalars else plain(v))
+                    for k, v in value.items()
+                }
+        return value
+    if type(value) is list or type(value) is tuple:
+        if type(value) is list and _already_plain(value, 0):
+            return value
+        return [item if type(item) in scalars else plain(item) for item in value]
+    return _plain_other(value)
+
+
+def _already_plain(value: object, depth: int = 0) -> bool:
+    # True when plain(value) would equal ``value`` itself: dicts with text keys and lists,
+    # of exact scalars or of such dicts and lists (a tuple would become a list).
+    scalars = _PLAIN_SCALARS
+    if type(value) is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            if type(item) not in scalars and (
+                depth >= _MAX_SHARED_DEPTH or not _already_plain(item, depth + 1)
+            ):
+                return False
+        return True
+    if type(value) is list:
+        for item in value:
+            if type(item) not in scalars and (
+                depth >= _MAX_SHARED_DEPTH or not _already_plain(item, depth + 1)
+            ):
+                return False
+        return True
+    return False
+
+
+def _plain_other(value: object) -> JsonValue:
+    # Subclasses and the types a record may hold besides JSON.
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, Decimal):
@@ -187,20 +256,38 @@ def observation(
     model_call: ModelCall | None = None,
     model_name: str | None = None,
     version: str | None = None,
+    seed_id: str | None = None,
 ) -> Observation:
     """Build one observation: id from ``seed``, inputs rendered and capped, and, for a
     ``model_call``, model, parameters, usage, cost and first-token time. ``model_name``
     alone (no recorded call) names the model and marks usage and cost unknown.
+    ``seed_id`` is ``ids.observation_id(seed)`` when the caller has it already (a parent
+    whose id its children needed first), to save hashing the seed again.
 
     A field over the size cap is cut with a marker and ``opstrail_truncated: true`` goes
     into the observation's metadata.
     """
-    meta: dict[str, JsonValue] = dict(metadata or {})
-    rendered_in, cut_in = truncate_json(render_io(input_), FIELD_CAP_BYTES)
-    rendered_out, cut_out = truncate_json(render_io(output), FIELD_CAP_BYTES)
+    # The caller's dict is kept as it is unless keys are added here (then copied first):
+    # builders pass a fresh dict per observation, and copying every one costs.
+    meta: Mapping[str, JsonValue] = metadata if type(metadata) is dict else dict(metadata or {})
+    # Inputs and outputs rendered (chat messages) and cut to the field cap; ``None`` always
+    # fits. Written out for both (no helper): this runs twice per observation.
+    if input_ is None:
+        rendered_in, cut_in = None, False
+    else:
+        if isinstance(input_, list):
+            input_ = render_io(input_)
+        rendered_in, cut_in = truncate_json(input_, FIELD_CAP_BYTES)
+    if output is None:
+        rendered_out, cut_out = None, False
+    else:
+        if isinstance(output, list):
+            output = render_io(output)
+        rendered_out, cut_out = truncate_json(output, FIELD_CAP_BYTES)
     if cut_in or cut_out:
-        meta[TRUNCATION_METADATA_KEY] = True
-    verdict = verdict or error_verdict(None)
+        meta = {**meta, TRUNCATION_METADATA_KEY: True}
+    if verdict is None:
+        verdict = OK
     status = verdict.status_message
     if status is not None:
         status = truncate_text(status, FIELD_CAP_BYTES)
@@ -221,15 +308,17 @@ def observation(
             model_call.input_price,
             model_call.output_price,
         )
-        meta.update(cost_meta)
-        meta.setdefault("model_provider", model_call.provider)
-        meta.setdefault("streaming", model_call.streaming)
+        added = dict(meta)
+        added.update(cost_meta)
+        added.setdefault("model_provider", model_call.provider)
+        added.setdefault("streaming", model_call.streaming)
+        meta = added
         completion_start = first_token_time(model_call.start_time, model_call.time_to_first_token)
     elif model_name is not None:
         model = model_name
-        meta.update({UNPRICED_KEY: True, "usage_unknown": True})
-    return Observation(
-        id=ids.observation_id(seed),
+        meta = {**meta, UNPRICED_KEY: True, "usage_unknown": True}
+    return new_observation(
+        id=ids.observation_id(seed) if seed_id is None else seed_id,
         trace_id=trace_id,
         type=type_,
         name=name,
@@ -247,6 +336,10 @@ def observation(
         cost=cost,
         completion_start_time=completion_start,
         version=version,
+        # The id is made just above; every builder's parent ids are observation ids made
+        # the same way, and its trace id comes from resolve_trace_id or ids.trace_id and is
+        # checked by Trace, once per trace.
+        ids_checked=True,
     )
 
 
@@ -291,15 +384,24 @@ def check_tree(trace: Trace) -> Trace:
         TraceModelError: two observations share an id, or a parent is neither in the trace
             nor in its ``external_parent_ids``.
     """
-    seen: set[str] = set()
-    for obs in trace.observations:
-        if obs.id in seen:
-            raise TraceModelError(f"observation id {obs.id} appears twice in trace {trace.id}")
-        seen.add(obs.id)
+    observations = trace.observations
+    # Sets first; the loops that name the culprit run only when something is wrong.
+    seen = {obs.id for obs in observations}
+    if len(seen) != len(observations):
+        found: set[str] = set()
+        for obs in observations:
+            if obs.id in found:
+                raise TraceModelError(
+                    f"observation id {obs.id} appears twice in trace {trace.id}"
+                )
+            found.add(obs.id)
     known = seen | trace.external_parent_ids
-    for obs in trace.observations:
-        if obs.parent_id is not None and obs.parent_id not in known:
-            raise TraceModelError(
-                f"observation {obs.name!r} has parent {obs.parent_id} missing from the trace"
-            )
+    parents = {obs.parent_id for obs in observations}
+    parents.discard(None)
+    if not parents <= known:
+        for obs in observations:
+            if obs.parent_id is not None and obs.parent_id not in known:
+                raise TraceModelError(
+                    f"observation {obs.name!r} has parent {obs.parent_id} missing from the trace"
+                )
     return trace

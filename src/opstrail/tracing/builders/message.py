@@ -32,7 +32,7 @@ from opstrail.tracing.info import (
     ToolTraceInfo,
 )
 from opstrail.tracing.levels import message_verdict
-from opstrail.tracing.tree import Observation, ObservationType, Trace
+from opstrail.tracing.tree import Observation, ObservationType, Trace, new_trace
 from opstrail.tracing.values import JsonValue
 
 
@@ -43,7 +43,8 @@ def message_trace_name(message_id: str, options: BuildOptions) -> str:
 
 def message_tags(info: MessageTraceInfo) -> tuple[str, ...]:
     """``message`` and the conversation mode, plus the tag of every kind the trace holds."""
-    tags = ["message", info.conversation_mode.value]
+    # ``_value_`` is what an enum's ``.value`` returns, minus the property call (hot path).
+    tags = ["message", info.conversation_mode._value_]
     if info.moderations:
         tags.append("moderation")
     if info.dataset_retrievals:
@@ -63,14 +64,14 @@ def message_metadata(info: MessageTraceInfo) -> dict[str, JsonValue]:
         "conversation_id": info.conversation_id,
         "ls_provider": info.ls_provider,
         "ls_model_name": info.ls_model_name,
-        "status": info.status.value,
+        "status": info.status._value_,
         "from_end_user_id": info.from_end_user_id,
         "from_account_id": info.from_account_id,
         "agent_based": info.agent_based,
         "workflow_run_id": info.workflow_run_id,
-        "from_source": info.from_source.value,
+        "from_source": info.from_source._value_,
         "message_id": info.message_id,
-        "conversation_mode": info.conversation_mode.value,
+        "conversation_mode": info.conversation_mode._value_,
         "total_tokens": info.total_tokens,
     }
     meta.update(total_price_metadata(info.total_price, info.currency))
@@ -83,12 +84,12 @@ def _sub_kind_metadata(info: MessageTraceInfo) -> dict[str, JsonValue]:
         "message_id": info.message_id,
         "ls_provider": info.ls_provider,
         "ls_model_name": info.ls_model_name,
-        "status": info.status.value,
+        "status": info.status._value_,
         "from_end_user_id": info.from_end_user_id,
         "from_account_id": info.from_account_id,
         "agent_based": info.agent_based,
         "workflow_run_id": info.workflow_run_id,
-        "from_source": info.from_source.value,
+        "from_source": info.from_source._value_,
     }
 
 
@@ -163,6 +164,7 @@ def _agent_subtree(info: MessageTraceInfo, trace_id: str, root_id: str) -> list[
             "failed_tool_calls": sum(1 for t in info.tool_calls if t.error),
         },
         verdict=message_verdict(info.status, info.error),
+        seed_id=agent_id,
     )
     return [agent, *children]
 
@@ -208,6 +210,7 @@ def build_message_trace(info: MessageTraceInfo, options: BuildOptions) -> Trace:
         },
         verdict=message_verdict(info.status, info.error),
         version=info.app_version,
+        seed_id=root_id,
     )
     observations: list[Observation] = [root]
     for check in info.moderations:
@@ -262,7 +265,7 @@ def build_message_trace(info: MessageTraceInfo, options: BuildOptions) -> Trace:
             )
         )
     return check_tree(
-        Trace(
+        new_trace(
             id=trace_id,
             name=name,
             timestamp=info.start_time,
@@ -276,5 +279,6 @@ def build_message_trace(info: MessageTraceInfo, options: BuildOptions) -> Trace:
             version=info.app_version,
             input=root.input,
             output=root.output,
+            external_parent_ids=frozenset(),
         )
     )

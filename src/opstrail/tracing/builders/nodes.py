@@ -75,6 +75,7 @@ def node_type_of(node: NodeExecution) -> ObservationType:
 
 def node_metadata(node: NodeExecution) -> dict[str, JsonValue]:
     """The node's execution metadata: what it is, where it ran, its own status and totals."""
+    # ``_value_`` is what an enum's ``.value`` returns, minus the property call (hot path).
     meta: dict[str, JsonValue] = {
         "node_execution_id": node.id,
         "node_id": node.node_id,
@@ -82,25 +83,37 @@ def node_metadata(node: NodeExecution) -> dict[str, JsonValue]:
         "node_name": node.title,
         "index": node.index,
         "predecessor_node_id": node.predecessor_node_id,
-        "status": node.status.value,
+        "status": node.status._value_,
         "elapsed_time": node.elapsed_time,
     }
-    optional: dict[str, JsonValue] = {
-        "error": node.error,
-        "error_strategy": node.error_strategy,
-        "iteration_id": node.iteration_id,
-        "iteration_index": node.iteration_index,
-        "loop_id": node.loop_id,
-        "loop_index": node.loop_index,
-        "parallel_id": node.parallel_id,
-        "parallel_start_node_id": node.parallel_start_node_id,
-        "model_provider": node.model_provider,
-        "model_name": node.model_name,
-        "tool_name": node.tool_name,
-        "total_price": plain(node.total_price),
-        "currency": node.currency,
-    }
-    meta.update({k: v for k, v in optional.items() if v is not None})
+    # Optional keys only when set, in this order (a branch each: this runs for every node).
+    if node.error is not None:
+        meta["error"] = node.error
+    if node.error_strategy is not None:
+        meta["error_strategy"] = node.error_strategy
+    if node.iteration_id is not None:
+        meta["iteration_id"] = node.iteration_id
+    if node.iteration_index is not None:
+        meta["iteration_index"] = node.iteration_index
+    if node.loop_id is not None:
+        meta["loop_id"] = node.loop_id
+    if node.loop_index is not None:
+        meta["loop_index"] = node.loop_index
+    if node.parallel_id is not None:
+        meta["parallel_id"] = node.parallel_id
+    if node.parallel_start_node_id is not None:
+        meta["parallel_start_node_id"] = node.parallel_start_node_id
+    if node.model_provider is not None:
+        meta["model_provider"] = node.model_provider
+    if node.model_name is not None:
+        meta["model_name"] = node.model_name
+    if node.tool_name is not None:
+        meta["tool_name"] = node.tool_name
+    if node.total_price is not None:
+        # plain() of a price is its text, never None.
+        meta["total_price"] = plain(node.total_price)
+    if node.currency is not None:
+        meta["currency"] = node.currency
     if node.total_tokens:
         meta["total_tokens"] = node.total_tokens
     if node.retry_count:

@@ -20,6 +20,7 @@ def suggested_observation(
     """The generation that wrote the questions: the answer in, the question list out (JSON,
     never a Python repr); model, usage and cost of that call itself. Without a recorded
     call it still names the model (``model_id``) but carries no usage."""
+    # ``_value_`` is what an enum's ``.value`` returns, minus the property call (hot path).
     metadata: dict[str, JsonValue] = {
         **base_metadata,
         "message_id": suggestion.message_id,
@@ -29,7 +30,7 @@ def suggested_observation(
         "from_end_user_id": suggestion.from_end_user_id,
         "from_account_id": suggestion.from_account_id,
         "workflow_run_id": suggestion.workflow_run_id,
-        "from_source": suggestion.from_source.value,
+        "from_source": suggestion.from_source._value_,
         "agent_based": suggestion.agent_based,
         "total_tokens": suggestion.total_tokens,
         "question_count": len(suggestion.suggested_question),

@@ -15,7 +15,7 @@ from opstrail.tracing.builders.common import check_tree, context_metadata, obser
 from opstrail.tracing.builders.options import BuildOptions
 from opstrail.tracing.info import GenerateNameTraceInfo
 from opstrail.tracing.levels import error_verdict
-from opstrail.tracing.tree import Observation, ObservationType, Trace
+from opstrail.tracing.tree import Observation, ObservationType, Trace, new_trace
 from opstrail.tracing.values import JsonValue
 
 TITLE_TRACE_NAME = "generate_name"
@@ -77,12 +77,13 @@ def build_title_trace(info: GenerateNameTraceInfo, options: BuildOptions) -> Tra
             output=info.outputs,
             metadata={"conversation_id": info.conversation_id},
             verdict=error_verdict(info.error),
+            seed_id=root_id,
         )
         observations.insert(0, root)
         external = frozenset()
         trace_input, trace_output = root.input, root.output
     return check_tree(
-        Trace(
+        new_trace(
             id=trace_id,
             name=TITLE_TRACE_NAME,
             timestamp=info.start_time,
@@ -93,6 +94,7 @@ def build_title_trace(info: GenerateNameTraceInfo, options: BuildOptions) -> Tra
             metadata=title_metadata(info),
             environment=info.context.environment,
             release=options.release,
+            version=None,
             input=trace_input,
             output=trace_output,
             external_parent_ids=external,

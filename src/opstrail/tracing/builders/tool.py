@@ -10,12 +10,15 @@ from opstrail.tracing.tree import Observation, ObservationType
 from opstrail.tracing.values import JsonValue
 
 
-def tool_metadata(tool: ToolTraceInfo) -> dict[str, JsonValue]:
-    """Every Metadata field the seed lists for a tool call, plus what locates it."""
+def tool_metadata(
+    tool: ToolTraceInfo, tool_inputs: JsonValue | None = None
+) -> dict[str, JsonValue]:
+    """Every Metadata field the seed lists for a tool call, plus what locates it.
+    ``tool_inputs`` is ``plain(tool.tool_inputs)`` when the caller has it already."""
     return {
         "message_id": tool.message_id,
         "tool_name": tool.tool_name,
-        "tool_inputs": plain(tool.tool_inputs),
+        "tool_inputs": plain(tool.tool_inputs) if tool_inputs is None else tool_inputs,
         "tool_outputs": tool.tool_outputs,
         "tool_config": plain(tool.tool_config),
         "time_cost": tool.time_cost,
@@ -32,6 +35,7 @@ def tool_metadata(tool: ToolTraceInfo) -> dict[str, JsonValue]:
 
 def tool_observation(tool: ToolTraceInfo, *, trace_id: str, parent_id: str) -> Observation:
     """The tool call: its inputs in, its outputs out, ERROR with its own error if it failed."""
+    tool_inputs = plain(tool.tool_inputs)
     return observation(
         trace_id=trace_id,
         seed=ids.seed_message(tool.message_id, f"tool:{tool.thought_id}"),
@@ -40,8 +44,8 @@ def tool_observation(tool: ToolTraceInfo, *, trace_id: str, parent_id: str) -> O
         start=tool.start_time,
         end=tool.end_time,
         parent_id=parent_id,
-        input_=plain(tool.tool_inputs),
+        input_=tool_inputs,
         output=tool.tool_outputs,
-        metadata=tool_metadata(tool),
+        metadata=tool_metadata(tool, tool_inputs),
         verdict=error_verdict(tool.error),
     )

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
+from typing import Final
 
 from opstrail import ids
 from opstrail.errors import TraceModelError
@@ -31,7 +33,7 @@ from opstrail.tracing.builders.options import BuildOptions
 from opstrail.tracing.builders.suggested import suggested_observation
 from opstrail.tracing.info import ConversationMode, NodeExecution, WorkflowTraceInfo
 from opstrail.tracing.levels import Verdict, run_verdict, worst
-from opstrail.tracing.tree import Observation, ObservationType, Trace
+from opstrail.tracing.tree import Observation, ObservationType, Trace, new_trace
 from opstrail.tracing.values import JsonValue
 
 
@@ -67,6 +69,7 @@ def workflow_tags(info: WorkflowTraceInfo) -> tuple[str, ...]:
 
 def workflow_metadata(info: WorkflowTraceInfo) -> dict[str, JsonValue]:
     """Trace metadata: the seed's Metadata list for a workflow, the run context and totals."""
+    # ``_value_`` is what an enum's ``.value`` returns, minus the property call (hot path).
     meta: dict[str, JsonValue] = {
         **context_metadata(info.context),
         "workflow_id": info.workflow_id,
@@ -74,13 +77,13 @@ def workflow_metadata(info: WorkflowTraceInfo) -> dict[str, JsonValue]:
         "workflow_run_id": info.workflow_run_id,
         "tenant_id": info.tenant_id,
         "elapsed_time": info.elapsed_time,
-        "status": info.status.value,
+        "status": info.status._value_,
         "version": info.version,
         "total_tokens": info.total_tokens,
         "file_list": list(info.file_list),
         "triggered_from": info.triggered_from,
         "workflow_app_log_id": info.workflow_app_log_id,
-        "conversation_mode": info.conversation_mode.value,
+        "conversation_mode": info.conversation_mode._value_,
         "exceptions_count": info.exceptions_count,
     }
     if info.message_id is not None:
@@ -94,16 +97,13 @@ class _Wrapper:
     """A synthetic chain (iteration/loop index, parallel branch) being collected."""
 
     seed: str
+    id: str  # ids.observation_id(seed), made once
     parent_id: str
     name: str
     metadata: dict[str, JsonValue]
     input: JsonValue = None
     output: JsonValue = None
     members: list[Observation] = field(default_factory=list)
-
-    @property
-    def id(self) -> str:
-        return ids.observation_id(self.seed)
 
 
 def _indexed(value: Mapping[str, JsonValue], index: int) -> JsonValue:
@@ -130,14 +130,16 @@ class _Placement:
         self.warnings: dict[str, str] = {}
 
     def _register(self, wrapper: _Wrapper) -> _Wrapper:
-        # The first node that references a wrapper creates it; later ones join it.
-        if wrapper.seed not in self.wrappers:
-            self.wrappers[wrapper.seed] = wrapper
-            self.by_obs_id[wrapper.id] = wrapper
-        return self.wrappers[wrapper.seed]
+        # The first node that references a wrapper creates it (callers look it up in
+        # ``wrappers`` first); later ones join it.
+        self.wrappers[wrapper.seed] = wrapper
+        self.by_obs_id[wrapper.id] = wrapper
+        return wrapper
 
     def _container(self, node: NodeExecution) -> tuple[NodeExecution | None, str]:
         # Innermost iteration or loop holding the node, and the id of its index wrapper.
+        if node.iteration_id is None and node.loop_id is None:
+            return None, self._root_id  # most nodes: straight under the root
         for kind, container_id, index in (
             ("iteration", node.iteration_id, node.iteration_index),
             ("loop", node.loop_id, node.loop_index),
@@ -154,20 +156,23 @@ class _Placement:
             seed = (ids.seed_iteration if kind == "iteration" else ids.seed_loop)(
                 container_id, index
             )
-            wrapper = self._register(
-                _Wrapper(
-                    seed=seed,
-                    parent_id=ids.observation_id(ids.seed_node(container.id)),
-                    name=f"{kind}_{index}",
-                    metadata={
-                        f"{kind}_id": container.id,
-                        f"{kind}_index": index,
-                        "node_name": container.title,
-                    },
-                    input=_indexed(container.inputs, index),
-                    output=_indexed(container.outputs, index),
+            wrapper = self.wrappers.get(seed)
+            if wrapper is None:
+                wrapper = self._register(
+                    _Wrapper(
+                        seed=seed,
+                        id=ids.observation_id(seed),
+                        parent_id=ids.observation_id(ids.seed_node(container.id)),
+                        name=f"{kind}_{index}",
+                        metadata={
+                            f"{kind}_id": container.id,
+                            f"{kind}_index": index,
+                            "node_name": container.title,
+                        },
+                        input=_indexed(container.inputs, index),
+                        output=_indexed(container.outputs, index),
+                    )
                 )
-            )
             return container, wrapper.id
         return None, self._root_id
 
@@ -183,17 +188,20 @@ class _Placement:
             # The same branch id under two parents breaks the info contract (one id per
             # branch occurrence); keep both trees valid with a distinct, stable seed.
             seed = f"{seed}@{parent_id}"
-        wrapper = self._register(
-            _Wrapper(
-                seed=seed,
-                parent_id=parent_id,
-                name=f"parallel_{node.title}",
-                metadata={
-                    "parallel_id": node.parallel_id,
-                    "parallel_start_node_id": node.parallel_start_node_id,
-                },
+        wrapper = self.wrappers.get(seed)
+        if wrapper is None:
+            wrapper = self._register(
+                _Wrapper(
+                    seed=seed,
+                    id=ids.observation_id(seed),
+                    parent_id=parent_id,
+                    name=f"parallel_{node.title}",
+                    metadata={
+                        "parallel_id": node.parallel_id,
+                        "parallel_start_node_id": node.parallel_start_node_id,
+                    },
+                )
             )
-        )
         return wrapper.id
 
 
@@ -216,7 +224,11 @@ def _wrapper_observation(wrapper: _Wrapper, trace_id: str) -> Observation:
         output=wrapper.output,
         metadata=wrapper.metadata,
         verdict=Verdict(level, message),
+        seed_id=wrapper.id,
     )
+
+
+_START_TIME: Final = attrgetter("start_time")
 
 
 def _preorder(observations: list[Observation]) -> tuple[Observation, ...]:
@@ -225,11 +237,13 @@ def _preorder(observations: list[Observation]) -> tuple[Observation, ...]:
     for obs in observations:
         children.setdefault(obs.parent_id, []).append(obs)
     ordered: list[Observation] = []
-    stack = sorted(children.get(None, []), key=lambda o: o.start_time, reverse=True)
+    stack = sorted(children.get(None, []), key=_START_TIME, reverse=True)
     while stack:
         current = stack.pop()
         ordered.append(current)
-        stack.extend(sorted(children.get(current.id, []), key=lambda o: o.start_time, reverse=True))
+        below = children.get(current.id)
+        if below:  # most observations are leaves
+            stack.extend(sorted(below, key=_START_TIME, reverse=True))
     if len(ordered) != len(observations):
         # Something hangs off a parent outside the tree: refuse rather than drop it.
         raise TraceModelError("some observations are not reachable from the run's root")
@@ -251,7 +265,7 @@ def build_workflow_trace(info: WorkflowTraceInfo, options: BuildOptions) -> Trac
     root_meta: dict[str, JsonValue] = {
         "workflow_run_id": info.workflow_run_id,
         "elapsed_time": info.elapsed_time,
-        "status": info.status.value,
+        "status": info.status._value_,
         "error": info.error,
         "exceptions_count": info.exceptions_count,
         "query": info.query,
@@ -279,6 +293,7 @@ def build_workflow_trace(info: WorkflowTraceInfo, options: BuildOptions) -> Trac
         metadata=root_meta,
         verdict=run_verdict(info.status, info.error, info.exceptions_count),
         version=info.version,
+        seed_id=root_id,
     )
     observations: list[Observation] = [root]
     observations.extend(
@@ -312,7 +327,7 @@ def build_workflow_trace(info: WorkflowTraceInfo, options: BuildOptions) -> Trac
             )
         )
     return check_tree(
-        Trace(
+        new_trace(
             id=trace_id,
             name=name,
             timestamp=info.start_time,
@@ -326,6 +341,7 @@ def build_workflow_trace(info: WorkflowTraceInfo, options: BuildOptions) -> Trac
             version=info.version,
             input=root.input,
             output=root.output,
+            external_parent_ids=frozenset(),
         )
     )
 
