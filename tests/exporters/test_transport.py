@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import ssl
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import httpcore
 import httpx
 import pytest
 from cryptography import x509
@@ -18,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from exporters.recording import RecordingBackend
 from exporters.server import Answer, ScriptedServer, destination_for
 from exporters.trees import chat_trace
 from opstrail.collector.testing import running_collector
@@ -60,24 +60,6 @@ class SwitchingResolver:
         if host not in self.answers:
             raise OSError(f"{host}: Name or service not known")
         return self.answers[host]
-
-
-class RecordingBackend(httpcore.SyncBackend):
-    """Real sockets, with a record of every address the guard asked to connect to."""
-
-    def __init__(self) -> None:
-        self.connects: list[tuple[str, int]] = []
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        self.connects.append((host, port))
-        return super().connect_tcp(host, port, timeout, local_address, socket_options)
 
 
 def _named(server: ScriptedServer, name: str = NAME) -> Destination:

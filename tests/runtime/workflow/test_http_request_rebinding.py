@@ -8,14 +8,14 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpcore
 import pytest
 
+from exporters.recording import RecordingBackend
 from opstrail.netguard import HostRules, check_request_target
 from opstrail.services.workflows import guarded_outbound_http
 from opstrail.tracing.info import WorkflowRunStatus
@@ -41,24 +41,6 @@ class ChangingResolver:
             raise OSError(f"{host}: Name or service not known")
         turns = self.answers[host]
         return turns.pop(0) if len(turns) > 1 else turns[0]
-
-
-class RecordingBackend(httpcore.SyncBackend):
-    """Real sockets, with a record of every address the guard connected to."""
-
-    def __init__(self) -> None:
-        self.connects: list[tuple[str, int]] = []
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        self.connects.append((host, port))
-        return super().connect_tcp(host, port, timeout, local_address, socket_options)
 
 
 @dataclass
