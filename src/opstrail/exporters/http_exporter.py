@@ -6,8 +6,6 @@ scores API (decisions.md, "Scores"); only ``export`` differs between the ingesti
 
 from __future__ import annotations
 
-from typing import Self
-
 import httpx
 
 from opstrail.exporters.base import Destination, ExportResult
@@ -23,10 +21,11 @@ class HttpExporter:
 
     Args:
         client: the destination's own HTTP client; one is created (and closed by ``close``)
-            when omitted, over a ``GuardedTransport`` with the default ``HostRules`` (use
-            ``with_rules`` for the deployment's). Never share a process-global client between
-            destinations.
+            when omitted, over a ``GuardedTransport``. Never share a process-global client
+            between destinations.
         timeout: per-request timeout.
+        rules: where the created client may connect (the deployment's ``HostRules``); the
+            default refuses only what is always refused. Ignored when ``client`` is given.
     """
 
     def __init__(
@@ -34,19 +33,13 @@ class HttpExporter:
         client: httpx.Client | None = None,
         *,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        rules: HostRules | None = None,
     ) -> None:
         self._owns_client = client is None
-        self._client = client if client is not None else guarded_client(HostRules(), timeout=timeout)
+        if client is None:
+            client = guarded_client(rules if rules is not None else HostRules(), timeout=timeout)
+        self._client = client
         self._timeout = timeout
-
-    @classmethod
-    def with_rules(
-        cls, rules: HostRules, *, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT
-    ) -> Self:
-        """An exporter owning a new guarded client that connects only where ``rules`` allow."""
-        exporter = cls(guarded_client(rules, timeout=timeout), timeout=timeout)
-        exporter._owns_client = True
-        return exporter
 
     def export_score(self, score: Score, destination: Destination) -> ExportResult:
         """Create or replace one score over ``POST /api/public/scores``."""

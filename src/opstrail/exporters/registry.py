@@ -33,10 +33,9 @@ def exporter_for(
     The client connects only to addresses ``rules`` allow (checked per new connection; see
     ``opstrail.exporters.transport``); the default rules refuse what is always refused.
     """
-    guard = rules if rules is not None else HostRules()
     if destination.path is IngestionPath.LEGACY:
-        return LegacyExporter.with_rules(guard, timeout=timeout)
-    return OtlpExporter.with_rules(guard, timeout=timeout)
+        return LegacyExporter(timeout=timeout, rules=rules)
+    return OtlpExporter(timeout=timeout, rules=rules)
 
 
 class ExporterRegistry:

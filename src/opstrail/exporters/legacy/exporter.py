@@ -30,6 +30,7 @@ from opstrail.exporters.http import (
 from opstrail.exporters.http_exporter import HttpExporter
 from opstrail.exporters.legacy.encode import batch_metadata, encode_trace_events
 from opstrail.exporters.limits import shrink_trace
+from opstrail.netguard import HostRules
 from opstrail.tracing.tree import Trace
 
 INGESTION_PATH: Final = "/api/public/ingestion"
@@ -129,6 +130,7 @@ class LegacyExporter(HttpExporter):
         client: the destination's own HTTP client; one is created (and closed by ``close``)
             when omitted.
         timeout: per-request timeout.
+        rules: where a created client may connect (``HttpExporter``).
         max_request_bytes: cap of one batch request body.
         max_event_bytes: cap of one event.
     """
@@ -138,10 +140,11 @@ class LegacyExporter(HttpExporter):
         client: httpx.Client | None = None,
         *,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        rules: HostRules | None = None,
         max_request_bytes: int = LEGACY_MAX_REQUEST_BYTES,
         max_event_bytes: int = LEGACY_MAX_EVENT_BYTES,
     ) -> None:
-        super().__init__(client, timeout=timeout)
+        super().__init__(client, timeout=timeout, rules=rules)
         self._max_request_bytes = max_request_bytes
         self._max_event_bytes = max_event_bytes
 

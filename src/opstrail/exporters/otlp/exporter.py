@@ -26,6 +26,7 @@ from opstrail.exporters.http import (
 from opstrail.exporters.http_exporter import HttpExporter
 from opstrail.exporters.limits import shrink_trace
 from opstrail.exporters.otlp.encode import encode_bytes
+from opstrail.netguard import HostRules
 from opstrail.tracing.tree import Trace
 
 OTLP_PATH: Final = "/api/public/otel/v1/traces"
@@ -44,6 +45,7 @@ class OtlpExporter(HttpExporter):
         client: the destination's own HTTP client; one is created (and closed by ``close``)
             when omitted. Never share a process-global client between destinations.
         timeout: per-request timeout.
+        rules: where a created client may connect (``HttpExporter``).
         max_request_bytes: cap of one uncompressed request body.
     """
 
@@ -52,9 +54,10 @@ class OtlpExporter(HttpExporter):
         client: httpx.Client | None = None,
         *,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        rules: HostRules | None = None,
         max_request_bytes: int = OTLP_MAX_REQUEST_BYTES,
     ) -> None:
-        super().__init__(client, timeout=timeout)
+        super().__init__(client, timeout=timeout, rules=rules)
         self._max_request_bytes = max_request_bytes
 
     def export(self, traces: Sequence[Trace], destination: Destination) -> ExportResult:
