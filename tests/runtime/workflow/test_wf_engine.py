@@ -253,6 +253,25 @@ def test_node_failure_fails_the_run_with_that_nodes_error() -> None:
     assert outcome.node_executions[-1].status == NodeStatus.FAILED
 
 
+def test_code_node_reaching_its_cpu_limit_reports_the_time_limit() -> None:
+    """The CPU limit is the time limit rounded up; a code process stopped by it (SIGXCPU,
+    which can come just before the wall-clock timeout) reports the time limit, not a crash."""
+    wf = workflow(
+        [start("q"),
+         node("spin", "code",
+              code="import os, signal\n\ndef main() -> dict:\n"
+                   "    os.kill(os.getpid(), signal.SIGXCPU)\n    return {'x': 'never'}\n",
+              variables=[], outputs={"x": {"type": "string"}}),
+         _end("end", out=["spin", "x"])],
+        [edge("start", "spin"), edge("spin", "end")],
+    )
+    outcome, _events, _engine = run(wf, inputs={"q": "x"}, code_sandbox=sandbox(timeout=5.0))
+    spin = next(e for e in outcome.node_executions if e.node_id == "spin")
+    assert spin.status == NodeStatus.FAILED
+    assert spin.error is not None and "time limit of 5 seconds" in spin.error
+    assert "signal" not in spin.error
+
+
 def test_code_node_timeout_fails_that_node_with_its_own_error() -> None:
     """A code node past its time limit is killed; the node says so, the run fails."""
     wf = workflow(

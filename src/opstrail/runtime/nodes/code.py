@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -123,10 +124,16 @@ class CodeSandbox:
         stdout = proc.stdout[-MAX_OUTPUT_BYTES:].decode(errors="replace")
         if _MARKER not in stdout:
             stderr = proc.stderr.decode(errors="replace").strip()[-500:]
-            if proc.returncode < 0:
-                signal = -proc.returncode
+            if proc.returncode == -signal.SIGXCPU:
+                # The CPU limit is the time limit rounded up: reaching it (which can happen
+                # just before the wall-clock timeout fires) is the same failure.
                 raise NodeFailure(
-                    f"the code process was killed by signal {signal} (CPU or memory limit)",
+                    f"the code used more CPU time than its time limit of "
+                    f"{self.timeout_seconds:g} seconds and was stopped", code="code_timeout")
+            if proc.returncode < 0:
+                number = -proc.returncode
+                raise NodeFailure(
+                    f"the code process was killed by signal {number} (a resource limit or a crash)",
                     code="code_killed")
             raise NodeFailure(f"the code process failed (exit {proc.returncode}): {stderr}",
                               code="code_error")
