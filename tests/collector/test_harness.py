@@ -113,3 +113,24 @@ def test_collector_config_refuses_unparsable_version() -> None:
     """A version that is not like 4.16.0 is refused at construction."""
     with pytest.raises(ConfigError):
         CollectorConfig(langfuse_version="latest")
+
+
+def test_collector_url_accepts_connections_before_serving_starts(tmp_path: Path) -> None:
+    """The printed URL is connectable at once: `opstrail collector` prints it before serving.
+
+    A bound socket that is not yet listening refuses connections, which made a client that
+    read the URL quickly fail with "connection refused" (seen in CI).
+    """
+    import socket
+
+    from opstrail.collector.app import create_collector_app
+    from opstrail.collector.server import CollectorServer
+
+    server = CollectorServer(
+        create_collector_app(CollectorConfig(data_dir=tmp_path)), host="127.0.0.1", port=0
+    )
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=2):
+            pass
+    finally:
+        server.state.store.close()

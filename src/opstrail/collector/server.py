@@ -70,6 +70,10 @@ class CollectorServer:
         )
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
+        # Listen now, not when uvicorn starts: the URL is printed (and handed to callers)
+        # before serving begins, and a bound socket that is not listening refuses
+        # connections. Early clients wait in the backlog until the loop accepts them.
+        self._socket.listen(2048)
         self.port: int = self._socket.getsockname()[1]
         self._config = uvicorn.Config(
             app,
