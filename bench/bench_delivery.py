@@ -67,7 +67,10 @@ def collector(
     if accept_only:
         args.append("--accept-only")
     env = {**os.environ, "OPSTRAIL_DATA_DIR": str(work / "home")}
-    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Keep the collector's output: a failed run then shows the collector's traceback.
+    log_path = work / "collector.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -79,6 +82,8 @@ def collector(
         else:
             raise RuntimeError("collector did not start")
         yield url
+    except Exception as exc:
+        raise RuntimeError(f"{exc!r}; collector log:\n{log_path.read_text()[-3000:]}") from exc
     finally:
         process.terminate()
         process.wait(10)
@@ -448,8 +453,137 @@ def child_record(iterations: str) -> dict[str, Any]:
     return result
 
 
+RECEIVER_BATCH = 50  # traces per request: what the dispatcher sends for these traces
+
+
+async def _bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A minimal OTLP receiver: gunzip, parse with opentelemetry-proto, answer the span count."""
+    import zlib
+
+    from google.protobuf.message import DecodeError
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    if scope["type"] != "http":
+        return
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    status, spans = 200, 0
+    try:
+        request = ExportTraceServiceRequest.FromString(zlib.decompress(b"".join(chunks), 47))
+        spans = sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
+    except (zlib.error, DecodeError):
+        status = 400
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": json.dumps({"spans": spans}).encode()})
+
+
+def child_bare_server(port: str) -> dict[str, Any]:
+    """Serve ``_bare_app`` on ``port`` until terminated (uvloop and httptools, one process)."""
+    import uvicorn
+
+    uvicorn.run(_bare_app, host="127.0.0.1", port=int(port), log_level="warning",
+                access_log=False, lifespan="off", interface="asgi3")
+    return {}
+
+
+@contextmanager
+def bare_receiver() -> Iterator[str]:
+    """The minimal receiver in a process of its own; yields its URL."""
+    import httpx
+
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, __file__, "_child", "bare_server", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:  # ready means this receiver answers, not merely that something listens
+                if httpx.post(url, content=b"", timeout=1).status_code == 400:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("bare receiver did not start")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def child_receiver(target: str, seconds: str) -> dict[str, Any]:
+    """How many observations/s a loopback receiver parses from pre-encoded OTLP batches.
+
+    The issue sets the worker target as a quarter of this. One gzip body of RECEIVER_BATCH
+    20-node workflow traces (built and encoded by our own exporter code, once, outside the
+    timer) is POSTed again and again by two client threads for ``seconds``; ``target`` is
+    ``collector`` (``opstrail collector --accept-only``, the receiver of the throughput
+    benchmark) or ``bare`` (gunzip and protobuf parse only).
+    """
+    import base64
+    import gzip
+    import threading
+
+    import httpx
+
+    from opstrail.exporters.otlp.encode import encode_bytes
+    from opstrail.tracing.build import build_trace
+
+    traces = [build_trace(info) for info in _workflows(str(uuid.uuid4()), RECEIVER_BATCH)]
+    spans = sum(len(t.observations) for t in traces)
+    body = gzip.compress(encode_bytes(traces), compresslevel=3, mtime=0)
+    token = base64.b64encode(f"{PUBLIC_KEY}:{SECRET_KEY}".encode()).decode()
+    headers = {
+        "Authorization": f"Basic {token}", "Content-Type": "application/x-protobuf",
+        "Content-Encoding": "gzip", "x-langfuse-ingestion-version": "4",
+    }
+    receiver = collector(accept_only=True) if target == "collector" else bare_receiver()
+    counts = [0, 0]
+    with receiver as url:
+        endpoint = url + "/api/public/otel/v1/traces"
+        def post(http: httpx.Client) -> None:
+            response = http.post(endpoint, content=body, headers=headers)
+            response.raise_for_status()
+            # The bare receiver answers the spans it parsed; the collector answers {}.
+            if response.json().get("spans", spans) != spans:
+                raise RuntimeError(f"receiver parsed {response.text}, sent {spans} spans")
+
+        with httpx.Client() as warm:  # one request outside the timer: imports, first parse
+            post(warm)
+        deadline = time.perf_counter() + float(seconds)
+
+        def client(slot: int) -> None:
+            with httpx.Client(timeout=30) as http:
+                while time.perf_counter() < deadline:
+                    post(http)
+                    counts[slot] += 1
+
+        started, cpu = time.perf_counter(), _cpu()
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall, cpu = time.perf_counter() - started, _cpu() - cpu
+    requests = sum(counts)
+    return {  # cpu: the sending client's, not the receiver's
+        "observations": requests * spans, "wall": wall, "cpu": cpu, "requests": requests,
+        "spans_per_request": spans, "gzip_bytes": len(body),
+    }
+
+
 CHILDREN = {
-    "ours": child_ours, "sdk": child_sdk, "dify": child_dify, "latency": child_latency,
+    "ours": child_ours, "receiver": child_receiver,
+    "bare_server": child_bare_server, "sdk": child_sdk, "dify": child_dify, "latency": child_latency,
     "backlog": child_backlog, "record": child_record,
 }
 
@@ -513,6 +647,8 @@ def main() -> None:
     if "throughput" in wanted:
         plan.append(("throughput", "ours_otlp", lambda: _median_run("ours", options.runs, "otlp", traces)))
         plan.append(("throughput", "ours_legacy", lambda: _median_run("ours", options.runs, "legacy", traces)))
+        plan.append(("throughput", "receiver_collector", lambda: _median_run("receiver", options.runs, "collector", "5")))
+        plan.append(("throughput", "receiver_bare", lambda: _median_run("receiver", options.runs, "bare", "5")))
     if "sdk" in wanted:
         plan.append(("sdk", "sdk", lambda: _median_run("sdk", options.runs, traces)))
     if "dify" in wanted:
@@ -530,6 +666,9 @@ def main() -> None:
             results[key] = run()
         except RuntimeError as exc:
             results[key] = {"error": str(exc)}
+        # Sections are re-run separately, so each one carries its own time and host.
+        results[key]["measured_at"] = datetime.now(UTC).isoformat()
+        results[key]["machine"] = results["machine"]
         merged = {**previous, **results}
         target.write_text(json.dumps(merged, indent=2, default=str))
         print(key, json.dumps(results[key], default=str)[:400], flush=True)
