@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,9 +43,9 @@ def _postgres_unavailable(reason: str) -> None:
     pytest.skip(f"PostgreSQL not available ({reason}); start it to run this test")
 
 
-@pytest.fixture(name="postgres_url", scope="session")
-def _postgres_url() -> Iterator[str]:
-    """URL of a fresh, empty PostgreSQL database for this test session (dropped after)."""
+@contextmanager
+def _throwaway_postgres_database() -> Iterator[str]:
+    """Create an empty database on the test server; yield its SQLAlchemy URL; drop it."""
     try:
         import psycopg
     except ImportError as exc:  # pragma: no cover
@@ -56,9 +57,26 @@ def _postgres_url() -> Iterator[str]:
     except psycopg.OperationalError as exc:
         _postgres_unavailable(str(exc).strip().splitlines()[0])
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
-    yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-        )
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    try:
+        yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+@pytest.fixture(name="postgres_url", scope="session")
+def _postgres_url() -> Iterator[str]:
+    """URL of a fresh, empty PostgreSQL database for this test session (dropped after)."""
+    with _throwaway_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(name="own_postgres_url")
+def _own_postgres_url() -> Iterator[str]:
+    """URL of an empty PostgreSQL database for this test alone (for schema changes)."""
+    with _throwaway_postgres_database() as url:
+        yield url

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from opstrail.config.crypto import Keyring
 from opstrail.config.destinations import ConfigDestinationResolver
@@ -173,7 +173,7 @@ def drain(d: Dispatcher, *, until: Any = None, cycles: int = 200, pause: float =
 
 def rows(session_factory: sessionmaker[Session]) -> list[OutboxRow]:
     with session_factory() as session:
-        return list(session.scalars(select(OutboxRow).order_by(OutboxRow.id)))
+        return list(session.scalars(select(OutboxRow).order_by(OutboxRow.id).options(selectinload(OutboxRow.payload_row))))
 
 
 def states(session_factory: sessionmaker[Session]) -> dict[str, int]:

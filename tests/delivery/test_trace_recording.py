@@ -6,7 +6,7 @@ import socket
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from opstrail.delivery import codec
 from opstrail.services.trace_recording import record_feedback, record_trace
@@ -18,7 +18,7 @@ from . import factories
 
 def _rows(session_factory: sessionmaker[Session]) -> list[OutboxRow]:
     with session_factory() as session:
-        return list(session.scalars(select(OutboxRow).order_by(OutboxRow.id)))
+        return list(session.scalars(select(OutboxRow).order_by(OutboxRow.id).options(selectinload(OutboxRow.payload_row))))
 
 
 def test_record_trace_writes_row_when_caller_commits(

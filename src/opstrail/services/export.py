@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from opstrail.config.destinations import ConfigDestinationResolver
 from opstrail.config.tracing_config import find_app, recording_settings
@@ -71,7 +71,7 @@ def _exportable() -> ColumnElement[bool]:
     # Rows that hold trace info and are not waiting already; a rating replaced by a newer one
     # is never re-sent (the newer one is the truth).
     return and_(
-        OutboxRow.payload.is_not(None),
+        OutboxRow.payload_row.has(),
         OutboxRow.state.in_(
             (
                 OutboxState.DELIVERED.value,
@@ -182,7 +182,10 @@ def _refilter(session: Session, ids: Sequence[int], policy: object) -> None:
 
     assert isinstance(policy, ContentPolicy)
     keep_all = replace(policy, sample_rate=1.0)
-    for row in session.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids))):
+    rows = select(OutboxRow).where(OutboxRow.id.in_(ids)).options(
+        selectinload(OutboxRow.payload_row)
+    )
+    for row in session.scalars(rows):
         assert row.payload is not None
         record = codec.decode(row.kind, row.payload)
         if isinstance(record, FeedbackInfo):

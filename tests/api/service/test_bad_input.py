@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from api.service.conftest import CONSOLE, chat_yaml
 from api.service.helpers import sse_events
@@ -210,7 +211,9 @@ def test_console_run_records_console_source(client: TestClient) -> None:
     assert answer.status_code == 200, answer.text
     with client.app.state.session_factory() as session:  # type: ignore[attr-defined]
         stored = session.scalars(select(Message)).one()
-        rows = session.scalars(select(OutboxRow).where(OutboxRow.kind == "message")).all()
+        rows = session.scalars(select(OutboxRow).where(OutboxRow.kind == "message").options(
+            selectinload(OutboxRow.payload_row)
+        )).all()
     assert stored.from_source == "console" and stored.from_account_id is not None
     assert stored.from_end_user_id is None
     infos = [decode(row.kind, row.payload or "") for row in rows]

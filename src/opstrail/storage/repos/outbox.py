@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from opstrail.storage.tables.outbox import (
@@ -21,6 +21,7 @@ from opstrail.storage.tables.outbox import (
     AppDeliveryState,
     DispatcherLease,
     OutboxAck,
+    OutboxPayload,
     OutboxRow,
     OutboxState,
 )
@@ -85,17 +86,18 @@ def claim_due(
         OutboxRow.kind,
         OutboxRow.trace_id,
         OutboxRow.score_id,
-        OutboxRow.payload,
+        OutboxPayload.payload,
         OutboxRow.payload_bytes,
         OutboxRow.attempts,
         OutboxRow.created_at,
         OutboxRow.queued_at,
-    ).where(due)
+    ).outerjoin(OutboxPayload, OutboxPayload.outbox_id == OutboxRow.id).where(due)
     if app_ids is not None:
         query = query.where(OutboxRow.app_id.in_(app_ids))
     query = query.order_by(OutboxRow.next_attempt_at, OutboxRow.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+        # Only the outbox rows: the payload side of an outer join cannot be locked.
+        query = query.with_for_update(skip_locked=True, of=OutboxRow)
     rows = [
         ClaimedRow(
             id=r.id,
@@ -264,24 +266,26 @@ def prune_payloads(session: Session, *, now: datetime, retention: timedelta) -> 
     """Drop the payload of delivered, cancelled and unrouted rows older than ``retention``
     (the row and its acknowledgements stay). Dead rows keep theirs for re-sending."""
     cutoff = now - retention
-    result = session.execute(
+    expired = or_(
+        and_(
+            OutboxRow.state == OutboxState.DELIVERED.value,
+            OutboxRow.delivered_at < cutoff,
+        ),
+        and_(
+            OutboxRow.state.in_((OutboxState.CANCELLED.value, OutboxState.UNROUTED.value)),
+            OutboxRow.created_at < cutoff,
+        ),
+    )
+    # Set-based (subqueries, no id lists): after a long pause this may be every row.
+    session.execute(
         update(OutboxRow)
-        .where(
-            OutboxRow.payload.is_not(None),
-            or_(
-                and_(
-                    OutboxRow.state == OutboxState.DELIVERED.value,
-                    OutboxRow.delivered_at < cutoff,
-                ),
-                and_(
-                    OutboxRow.state.in_(
-                        (OutboxState.CANCELLED.value, OutboxState.UNROUTED.value)
-                    ),
-                    OutboxRow.created_at < cutoff,
-                ),
-            ),
-        )
-        .values(payload=None, updated_at=now)
+        .where(expired, exists().where(OutboxPayload.outbox_id == OutboxRow.id))
+        .values(updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    result = session.execute(
+        delete(OutboxPayload)
+        .where(OutboxPayload.outbox_id.in_(select(OutboxRow.id).where(expired)))
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

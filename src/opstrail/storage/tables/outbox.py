@@ -13,7 +13,8 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import BigInteger, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.ext.associationproxy import AssociationProxy, association_proxy
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from opstrail.storage.base import Base, UTCDateTime, utcnow
 
@@ -42,7 +43,8 @@ class OutboxRow(Base):
     ``state`` is one of ``pending``, ``retrying``, ``delivered``, ``dead``, ``cancelled``,
     ``unrouted`` (recorded while tracing was not configured or disabled: never sent by the
     dispatcher, only by ``opstrail export``). ``payload`` is the policy-applied trace info as
-    JSON (``opstrail.delivery.codec``); it is pruned after the retention period once delivered.
+    JSON (``opstrail.delivery.codec``), stored in ``OutboxPayload``; it is pruned after the
+    retention period once delivered (``payload`` then reads ``None``).
     """
 
     __tablename__ = "outbox"
@@ -52,7 +54,6 @@ class OutboxRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     trace_id: Mapped[str] = mapped_column(String(32), index=True)
     score_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
-    payload: Mapped[str | None] = mapped_column(Text, nullable=True)
     payload_bytes: Mapped[int] = mapped_column(Integer, default=0)
     state: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -70,10 +71,37 @@ class OutboxRow(Base):
     last_error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     observation_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
+    payload_row: Mapped[OutboxPayload | None] = relationship(
+        primaryjoin="OutboxRow.id == foreign(OutboxPayload.outbox_id)",
+        cascade="all, delete-orphan",
+    )
+    payload: AssociationProxy[str | None] = association_proxy(
+        "payload_row", "payload", creator=lambda text: OutboxPayload(payload=text)
+    )
+
     __table_args__ = (
         Index("ix_outbox_due", "state", "next_attempt_at"),
         Index("ix_outbox_app_state", "app_id", "state"),
     )
+
+
+class OutboxPayload(Base):
+    """The stored trace info of one outbox row, written once and only read afterwards.
+
+    It lives apart from ``OutboxRow`` because the dispatcher updates every row twice (the
+    claim, then the outcome): with about 20 KB of trace info inline, SQLite re-wrote the whole
+    record and its overflow pages on each update, which cost about 30 times a small row's
+    update (docs/benchmarks.md). Pruning deletes the row here.
+
+    No foreign key on purpose: SQLite applies ``ON DELETE`` actions when a table is dropped,
+    and Alembic's batch mode drops and re-creates ``outbox`` to alter it, so a cascading key
+    would delete every payload in such a migration. Outbox rows are never deleted.
+    """
+
+    __tablename__ = "outbox_payloads"
+
+    outbox_id: Mapped[int] = mapped_column(RowId, primary_key=True)
+    payload: Mapped[str] = mapped_column(Text)
 
 
 class OutboxAck(Base):
