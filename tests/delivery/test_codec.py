@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import TypeAdapter
+from typing_extensions import TypeAliasType
 
 from opstrail.delivery import codec
 from opstrail.errors import DeliveryError
@@ -75,3 +82,42 @@ def test_codec_reads_rows_written_by_the_earlier_pydantic_encoder(record: object
 
     old_payload = TypeAdapter(type(record)).dump_json(record).decode("utf-8")
     assert codec.decode(codec.kind_of(record), old_payload) == record  # type: ignore[arg-type]
+
+
+# The precise JSON type, as the static alias in tracing/values.py spells it. Decoding used to
+# validate through it; at run time the codec now takes JSON values as parsed (see values.py).
+StrictJson = TypeAliasType(
+    "StrictJson",
+    "bool | int | float | str | list[StrictJson] | dict[str, StrictJson] | None",
+)
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _typed(value: object) -> object:
+    """``value`` with every scalar paired with its type, so 1, 1.0 and True differ."""
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    return (type(value).__name__, value)
+
+
+@settings(max_examples=150, deadline=None)
+@given(value=_json_values)
+def test_codec_decodes_json_values_as_the_strict_json_type_would(value: object) -> None:
+    """Any JSON value in a record's JSON fields comes back equal, type for type, to what
+    validation through the precise recursive JSON type gives for the same stored text."""
+    record = replace(samples.chat_message(), outputs=value, inputs={"k": value})
+    back = codec.decode(codec.KIND_MESSAGE, codec.encode(record))
+    assert isinstance(back, MessageTraceInfo)
+    strict = TypeAdapter(StrictJson).validate_json(json.dumps(value))
+    assert _typed(back.outputs) == _typed(strict) == _typed(value)
+    assert _typed(dict(back.inputs)) == _typed({"k": strict})
