@@ -4,7 +4,6 @@ answer between save time and send time)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -12,11 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from exporters.certs import self_signed
 from exporters.recording import RecordingBackend
 from exporters.server import Answer, ScriptedServer, destination_for
 from exporters.trees import chat_trace
@@ -309,39 +305,10 @@ class TlsServer:
         return self.server.url.replace("127.0.0.1", name)
 
 
-def _certificate(tmp_path: Path, dns_name: str) -> tuple[Path, Path]:
-    """A self-signed certificate valid for ``dns_name`` only (no IP address in it)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
-
-
 @pytest.fixture(name="tls")
 def _tls(tmp_path: Path) -> Iterator[TlsServer]:
     """A TLS server on 127.0.0.1 whose certificate names only langfuse.test; records SNI."""
-    cert_file, key_file = _certificate(tmp_path, NAME)
+    cert_file, key_file = self_signed(tmp_path, NAME, dns_name=NAME)
     sni: list[str | None] = []
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)
