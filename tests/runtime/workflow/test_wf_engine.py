@@ -253,17 +253,22 @@ def test_node_failure_fails_the_run_with_that_nodes_error() -> None:
     assert outcome.node_executions[-1].status == NodeStatus.FAILED
 
 
+def _spin_workflow(code: str) -> dict[str, Any]:
+    """start -> one code node ``spin`` (output ``x``) running ``code`` -> end."""
+    return workflow(
+        [start("q"),
+         node("spin", "code", code=code, variables=[], outputs={"x": {"type": "string"}}),
+         _end("end", out=["spin", "x"])],
+        [edge("start", "spin"), edge("spin", "end")],
+    )
+
+
 def test_code_node_reaching_its_cpu_limit_reports_the_time_limit() -> None:
     """The CPU limit is the time limit rounded up; a code process stopped by it (SIGXCPU,
     which can come just before the wall-clock timeout) reports the time limit, not a crash."""
-    wf = workflow(
-        [start("q"),
-         node("spin", "code",
-              code="import os, signal\n\ndef main() -> dict:\n"
-                   "    os.kill(os.getpid(), signal.SIGXCPU)\n    return {'x': 'never'}\n",
-              variables=[], outputs={"x": {"type": "string"}}),
-         _end("end", out=["spin", "x"])],
-        [edge("start", "spin"), edge("spin", "end")],
+    wf = _spin_workflow(
+        "import os, signal\n\ndef main() -> dict:\n"
+        "    os.kill(os.getpid(), signal.SIGXCPU)\n    return {'x': 'never'}\n"
     )
     outcome, _events, _engine = run(wf, inputs={"q": "x"}, code_sandbox=sandbox(timeout=5.0))
     spin = next(e for e in outcome.node_executions if e.node_id == "spin")
@@ -274,13 +279,7 @@ def test_code_node_reaching_its_cpu_limit_reports_the_time_limit() -> None:
 
 def test_code_node_timeout_fails_that_node_with_its_own_error() -> None:
     """A code node past its time limit is killed; the node says so, the run fails."""
-    wf = workflow(
-        [start("q"),
-         node("spin", "code", code="def main() -> dict:\n    while True:\n        pass\n",
-              variables=[], outputs={"x": {"type": "string"}}),
-         _end("end", out=["spin", "x"])],
-        [edge("start", "spin"), edge("spin", "end")],
-    )
+    wf = _spin_workflow("def main() -> dict:\n    while True:\n        pass\n")
     outcome, _events, _engine = run(wf, inputs={"q": "x"}, code_sandbox=sandbox(timeout=1.0))
     spin = next(e for e in outcome.node_executions if e.node_id == "spin")
     assert spin.status == NodeStatus.FAILED
