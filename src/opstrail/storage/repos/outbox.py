@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from opstrail.storage.tables.outbox import (
@@ -279,7 +279,7 @@ def prune_payloads(session: Session, *, now: datetime, retention: timedelta) -> 
     # Set-based (subqueries, no id lists): after a long pause this may be every row.
     session.execute(
         update(OutboxRow)
-        .where(expired, exists().where(OutboxPayload.outbox_id == OutboxRow.id))
+        .where(expired, OutboxRow.payload_row.has())
         .values(updated_at=now)
         .execution_options(synchronize_session=False)
     )
