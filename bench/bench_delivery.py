@@ -132,13 +132,15 @@ def _workflows(app_id: str, count: int) -> list[Any]:
     return [replace(base, workflow_run_id=str(uuid.uuid4())) for _ in range(count)]
 
 
-def _enqueue(sessions: Any, infos: list[Any], chunk: int = 5000) -> None:
-    from opstrail.delivery.outbox import enqueue_trace
+def _enqueue(sessions: Any, settings: Any, infos: list[Any], chunk: int = 5000) -> None:
+    """Record ``infos`` as runs do (``record_trace``: policy, and with ``encode_at_record``
+    the trace built and encoded), outside any timer."""
+    from opstrail.services.trace_recording import record_trace
 
     for start in range(0, len(infos), chunk):
         with sessions() as session:
             for info in infos[start : start + chunk]:
-                enqueue_trace(session, info)
+                record_trace(session, settings, info)
             session.commit()
 
 
@@ -160,16 +162,20 @@ def _cpu() -> float:
 # --- children: one measurement each -----------------------------------------------------------
 
 
-def child_ours(path: str, traces: str) -> dict[str, Any]:
-    """Drain ``traces`` pending 20-node workflow traces with one in-process dispatcher."""
+def child_ours(path: str, traces: str, mode: str = "stored") -> dict[str, Any]:
+    """Drain ``traces`` pending 20-node workflow traces with one in-process dispatcher.
+
+    ``mode``: ``stored`` records with ``encode_at_record`` (the default: OTLP rows carry their
+    encoded spans), ``built`` without (every trace decoded, built and encoded at send time).
+    """
     from opstrail.services.bootstrap import build_dispatcher
 
     count = int(traces)
     tmp = Path(tempfile.mkdtemp(prefix="bench-ours-"))
-    settings, engine, sessions = _database(tmp)
+    settings, engine, sessions = _database(tmp, encode_at_record=(mode == "stored"))
     with collector(accept_only=True) as url:
         app_id = _configured_app(settings, sessions, url, path)
-        _enqueue(sessions, _workflows(app_id, count))
+        _enqueue(sessions, settings, _workflows(app_id, count))
         dispatcher = build_dispatcher(settings, sessions)
         dispatcher.acquire_single_lease()
         started, cpu = time.perf_counter(), _cpu()
@@ -341,6 +347,7 @@ def child_backlog(count: str) -> dict[str, Any]:
         for start in range(0, total, 10_000):
             _enqueue(
                 sessions,
+                settings,
                 [replace(base, message_id=str(uuid.uuid4())) for _ in range(min(10_000, total - start))],
                 chunk=10_000,
             )
@@ -430,25 +437,34 @@ def child_record(iterations: str) -> dict[str, Any]:
             "p50_us": _percentile(lookup, 50), "p99_us": _percentile(lookup, 99),
         }
     }
+    # Each record is measured with encoding at record time on and off, alternating which goes
+    # first, so both see the same machine state (this host is shared and noisy).
+    modes = {
+        "": settings.model_copy(update={"encode_at_record": True}),
+        ", encode_at_record off": settings.model_copy(update={"encode_at_record": False}),
+    }
     for name, records in infos.items():
-        alone: list[float] = []
-        flushed: list[float] = []
+        alone: dict[str, list[float]] = {suffix: [] for suffix in modes}
+        flushed: dict[str, list[float]] = {suffix: [] for suffix in modes}
         with sessions() as session:
-            for info in records:
-                t0 = time.perf_counter()
-                record_trace(session, settings, info)
-                t1 = time.perf_counter()
-                session.flush()
-                t2 = time.perf_counter()
-                session.commit()
-                alone.append((t1 - t0) * 1e6)
-                flushed.append((t2 - t0) * 1e6)
-        alone.sort()
-        flushed.sort()
-        result[name] = {
-            "p50_us": _percentile(alone, 50), "p99_us": _percentile(alone, 99),
-            "p50_flushed_us": _percentile(flushed, 50), "p99_flushed_us": _percentile(flushed, 99),
-        }
+            for n, info in enumerate(records):
+                order = list(modes.items()) if n % 2 == 0 else list(modes.items())[::-1]
+                for suffix, mode in order:
+                    t0 = time.perf_counter()
+                    record_trace(session, mode, info)
+                    t1 = time.perf_counter()
+                    session.flush()
+                    t2 = time.perf_counter()
+                    session.commit()
+                    alone[suffix].append((t1 - t0) * 1e6)
+                    flushed[suffix].append((t2 - t0) * 1e6)
+        for suffix in modes:
+            times, with_flush = sorted(alone[suffix]), sorted(flushed[suffix])
+            result[name + suffix] = {
+                "p50_us": _percentile(times, 50), "p99_us": _percentile(times, 99),
+                "p50_flushed_us": _percentile(with_flush, 50),
+                "p99_flushed_us": _percentile(with_flush, 99),
+            }
     engine.dispose()
     return result
 
@@ -646,6 +662,7 @@ def main() -> None:
     plan: list[tuple[str, str, Any]] = []
     if "throughput" in wanted:
         plan.append(("throughput", "ours_otlp", lambda: _median_run("ours", options.runs, "otlp", traces)))
+        plan.append(("throughput", "ours_otlp_built", lambda: _median_run("ours", options.runs, "otlp", traces, "built")))
         plan.append(("throughput", "ours_legacy", lambda: _median_run("ours", options.runs, "legacy", traces)))
         plan.append(("throughput", "receiver_collector", lambda: _median_run("receiver", options.runs, "collector", "5")))
         plan.append(("throughput", "receiver_bare", lambda: _median_run("receiver", options.runs, "bare", "5")))

@@ -24,7 +24,7 @@ from opstrail.services.bootstrap import build_dispatcher, dispatch_options
 from opstrail.services.trace_recording import record_trace
 from opstrail.settings import Settings
 from opstrail.storage.tables.apps import App
-from opstrail.storage.tables.outbox import OutboxRow
+from opstrail.storage.tables.outbox import OutboxRow, OutboxWire
 from opstrail.storage.tenancy import ensure_default_tenant
 from opstrail.tracing import samples
 from opstrail.tracing.build import build_score
@@ -126,6 +126,18 @@ def record(
     with session_factory() as session:
         for info in infos:
             record_trace(session, settings, info)
+        session.commit()
+
+
+def rewrite_wire(
+    session_factory: sessionmaker[Session], trace_id: str, change: Callable[[bytes], bytes]
+) -> None:
+    """Replace the stored wire body of ``trace_id`` by ``change(body)`` (a fault in tests)."""
+    with session_factory() as session:
+        row = session.scalars(select(OutboxRow).where(OutboxRow.trace_id == trace_id)).one()
+        wire = session.get(OutboxWire, row.id)
+        assert wire is not None, "the trace has no stored wire body"
+        wire.body = change(wire.body)
         session.commit()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -26,23 +25,6 @@ from opstrail.tracing.info import RootTraceInfo
 from opstrail.tracing.tree import Trace
 
 from . import helpers
-
-
-@pytest.fixture(name="collector")
-def _collector() -> Iterator[CollectorHandle]:
-    """A Langfuse 4.x-like collector on 127.0.0.1 (OTLP, scores)."""
-    with running_collector() as handle:
-        yield handle
-
-
-@pytest.fixture(name="app_id")
-def _app_id(
-    collector: CollectorHandle, settings: Settings, session_factory: sessionmaker[Session]
-) -> str:
-    """An app whose tracing is configured (and validated) against the collector."""
-    app_id = helpers.create_app(session_factory)
-    helpers.configure_tracing(session_factory, settings, app_id, collector.url)
-    return app_id
 
 
 def test_dispatcher_delivers_every_observation_when_destination_accepts(
@@ -133,17 +115,29 @@ def _poison(victim: str) -> callable:  # type: ignore[valid-type]
     return build
 
 
+@pytest.mark.parametrize("encode_at_record", [False, True], ids=["built-at-send", "stored"])
 def test_dispatcher_dead_letters_only_poison_trace_when_batch_rejected(
     collector: CollectorHandle,
     settings: Settings,
     session_factory: sessionmaker[Session],
     app_id: str,
+    encode_at_record: bool,
 ) -> None:
-    """A whole-request 400 is bisected: only the poison trace is dead, the others arrive."""
+    """A whole-request 400 is bisected: only the poison trace is dead, the others arrive,
+    whether the traces are built at send time or sent as stored when recorded."""
+    settings = settings.model_copy(update={"encode_at_record": encode_at_record})
     infos = [helpers.message_for(app_id) for _ in range(8)]
-    victim = build_trace(infos[5]).id
+    victim_trace = build_trace(infos[5])
+    victim = victim_trace.id
     helpers.record(session_factory, settings, infos)
-    dispatcher = helpers.dispatcher(settings, session_factory, build_trace=_poison(victim))
+    if encode_at_record:  # break the stored spans: root span id all zero
+        root_id = bytes.fromhex(victim_trace.observations[0].id)
+        helpers.rewrite_wire(
+            session_factory, victim, lambda body: body.replace(root_id, bytes(8))
+        )
+        dispatcher = helpers.dispatcher(settings, session_factory)
+    else:
+        dispatcher = helpers.dispatcher(settings, session_factory, build_trace=_poison(victim))
     helpers.drain(dispatcher)
     dispatcher.close()
     by_trace = {r.trace_id: r for r in helpers.rows(session_factory)}
@@ -289,11 +283,13 @@ def test_dispatcher_pauses_on_403_then_probes_again_after_interval(
         assert delivery_status(session, app_id).state == "ok"
 
 
+@pytest.mark.parametrize("encode_at_record", [False, True], ids=["built-at-send", "stored"])
 def test_dispatcher_splits_and_shrinks_when_destination_answers_413(
-    settings: Settings, session_factory: sessionmaker[Session]
+    settings: Settings, session_factory: sessionmaker[Session], encode_at_record: bool
 ) -> None:
     """A 413 splits the batch; a lone trace still too large is shrunk (with truncation
-    markers) and delivered."""
+    markers) and delivered; a stored trace is built from its trace info to be shrunk."""
+    settings = settings.model_copy(update={"encode_at_record": encode_at_record})
     with running_collector(otlp_max_bytes=60_000) as collector:
         app_id = helpers.create_app(session_factory)
         helpers.configure_tracing(session_factory, settings, app_id, collector.url)

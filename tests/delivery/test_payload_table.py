@@ -4,7 +4,6 @@ and the dispatcher's updates of an outbox row leave it untouched."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from alembic import command
@@ -27,14 +26,6 @@ OLD_ROW = (
     "next_attempt_at, created_at, queued_at, updated_at) VALUES (:app, :kind, :trace, "
     ":payload, :size, :state, 0, :now, :now, :now, :now)"
 )
-
-
-@pytest.fixture(name="backend", params=["sqlite", "postgresql"])
-def _backend(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    url = None
-    if request.param == "postgresql":
-        url = request.getfixturevalue("own_postgres_url")
-    return Settings(data_dir=tmp_path / "data", database_url=url, loopback_only_hosts=True)
 
 
 def _recorded(session_factory: sessionmaker[Session], info: WorkflowTraceInfo) -> int:

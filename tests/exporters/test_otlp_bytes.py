@@ -33,7 +33,7 @@ from opstrail.exporters.fields import (
     unix_nanos,
     usage_details,
 )
-from opstrail.exporters.otlp.encode import encode_bytes
+from opstrail.exporters.otlp.encode import encode_bytes, encode_spans, frame_spans
 from opstrail.tracing import samples
 from opstrail.tracing.build import build_trace
 from opstrail.tracing.tree import Level, Observation, Trace
@@ -230,3 +230,24 @@ def _canonical(trace: Trace) -> Trace:
 def test_any_trees_encode_to_the_protobuf_api_bytes(batch: list[Trace]) -> None:
     """Any trees the model allows, in one request, give the protobuf API's bytes."""
     _assert_same_bytes([_canonical(trace) for trace in batch])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(any_trace(), min_size=1, max_size=4, unique_by=lambda t: t.id))
+def test_stored_spans_framed_together_equal_the_request_encoded_at_once(
+    batch: list[Trace],
+) -> None:
+    """Spans encoded trace by trace (as recorded) and framed into one request give the same
+    bytes as encoding the whole batch at send time, caches and all."""
+    assert frame_spans([encode_spans(trace) for trace in batch]) == encode_bytes(batch)
+
+
+def test_stored_spans_of_similar_traces_frame_to_the_protobuf_api_bytes() -> None:
+    """Traces sharing metadata, encoded apart and framed, still match the protobuf API."""
+    traces = [_renamed(chat_trace(), str(n)) for n in range(3)] + [workflow_trace(12)]
+    framed = frame_spans([encode_spans(trace) for trace in traces])
+    assert framed == encode_bytes(traces)
+    assert ExportTraceServiceRequest.FromString(framed) == ExportTraceServiceRequest.FromString(
+        reference_request(traces).SerializeToString()
+    )
+    assert frame_spans([]) == b""

@@ -216,3 +216,49 @@ def test_otlp_export_never_raises_for_a_bad_url(client: httpx.Client) -> None:
     result = OtlpExporter(client).export([chat_trace()], destination)
     assert result.outcome is Outcome.RETRY
     assert result.message
+
+
+def test_otlp_export_encoded_frames_stored_spans_into_one_request(
+    langfuse: ScriptedServer, client: httpx.Client
+) -> None:
+    """Stored spans of several traces arrive as one request the schema reads back whole."""
+    traces = [chat_trace(), workflow_trace(5)]
+    exporter = OtlpExporter(client)
+    result = exporter.export_encoded(
+        [exporter.encode(t) for t in traces], destination_for(langfuse)
+    )
+    assert result.outcome is Outcome.DELIVERED
+    (request,) = langfuse.received(OTLP_PATH)
+    assert request.headers["content-encoding"] == "gzip"
+    check_otlp(ExportTraceServiceRequest.FromString(request.body), traces)
+
+
+def test_otlp_export_encoded_splits_over_the_cap_and_leaves_too_large_traces_to_the_caller(
+    langfuse: ScriptedServer, client: httpx.Client
+) -> None:
+    """Stored spans are packed into requests under the cap; a trace larger than the cap alone
+    is not sent but answered TOO_LARGE (the caller holds the trace info to shrink it)."""
+    traces = [workflow_trace(20, run_id=f"run-{n}") for n in range(6)]
+    cap = 60_000
+    exporter = OtlpExporter(client, max_request_bytes=cap)
+    huge = workflow_trace(200, run_id="huge")
+    encoded = [exporter.encode(t) for t in [*traces, huge]]
+    assert len(encoded[-1].body) > cap
+    result = exporter.export_encoded(encoded, destination_for(langfuse))
+    requests = langfuse.received(OTLP_PATH)
+    assert len(requests) > 1 and all(len(r.body) <= cap for r in requests)
+    assert result.outcome is Outcome.TOO_LARGE
+    assert result.outcome_of(huge.id) is Outcome.TOO_LARGE
+    assert all(result.outcome_of(t.id) is Outcome.DELIVERED for t in traces)
+    sent = [ExportTraceServiceRequest.FromString(r.body) for r in requests]
+    assert sum(len(s.resource_spans[0].scope_spans[0].spans) for s in sent) == sum(
+        len(t.observations) for t in traces
+    )
+
+
+def test_otlp_export_encoded_refuses_bodies_of_another_format(client: httpx.Client) -> None:
+    """A body of another format is a caller bug, refused before anything is sent."""
+    exporter = OtlpExporter(client)
+    other = replace(exporter.encode(chat_trace()), wire_format="otlp-spans/0")
+    with pytest.raises(ValueError, match="otlp-spans/1"):
+        exporter.export_encoded([other], Destination("http://127.0.0.1:9", "pk", "sk"))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from opstrail.config.crypto import Keyring
@@ -40,11 +40,16 @@ _APP_ID_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 @dataclass(frozen=True, slots=True)
 class RecordingSettings:
-    """What ``record_trace`` needs: whether to route traces, where, and the policy to apply."""
+    """What ``record_trace`` needs: whether to route traces, where, and the policy to apply.
+
+    ``ingestion_path`` is the path the saved configuration last validated (``otlp`` or
+    ``legacy``), ``None`` when not enabled.
+    """
 
     enabled: bool
     provider: str | None
     policy: ContentPolicy
+    ingestion_path: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,12 +166,14 @@ _RECORDING_QUERY: Final = select(
     AppTracing.content_mode,
     AppTracing.mask_patterns_json,
     AppTracing.sample_rate,
-    select(TracingProviderConfig.id)
+    # The active provider's saved path; NULL when it has no saved configuration.
+    select(func.coalesce(TracingProviderConfig.ingestion_path, "otlp"))
     .where(
         TracingProviderConfig.app_id == AppTracing.app_id,
         TracingProviderConfig.provider == AppTracing.provider,
     )
-    .exists(),
+    .limit(1)
+    .scalar_subquery(),
 ).where(AppTracing.app_id == bindparam("app_id"))
 
 
@@ -181,7 +188,7 @@ def recording_settings(session: Session, app_id: str) -> RecordingSettings:
     found = session.connection().execute(_RECORDING_QUERY, {"app_id": app_id}).first()
     if found is None:
         return RecordingSettings(enabled=False, provider=None, policy=ContentPolicy())
-    enabled, provider, mode, patterns_json, sample_rate, has_config = found
+    enabled, provider, mode, patterns_json, sample_rate, path = found
     policy = ContentPolicy(
         mode=mode,
         mask_patterns=(
@@ -189,8 +196,13 @@ def recording_settings(session: Session, app_id: str) -> RecordingSettings:
         ),
         sample_rate=sample_rate,
     )
-    on = bool(enabled and provider is not None and has_config)
-    return RecordingSettings(enabled=on, provider=provider if on else None, policy=policy)
+    on = bool(enabled and provider is not None and path is not None)
+    return RecordingSettings(
+        enabled=on,
+        provider=provider if on else None,
+        policy=policy,
+        ingestion_path=path if on else None,
+    )
 
 
 def open_values(config: TracingProviderConfig, keyring: Keyring) -> ProviderValues:

@@ -1,8 +1,9 @@
 """The dispatcher: lease due outbox rows, send them per destination, record each outcome.
 
 One ``run_once`` is one cycle: claim a batch (a lease in the database, committed at once),
-resolve each app's destination and build its traces at send time, send them in requests per
-destination, then write every row's outcome in one transaction. What a destination does not
+resolve each app's destination, send its traces in requests per destination, then write every
+row's outcome in one transaction. A trace encoded when it was recorded, in the format of the
+destination's exporter, is sent as stored; any other is built from its trace info now. What a destination does not
 answer with a 2xx (or a fully successful 207) is never marked delivered; what it acknowledged
 is never sent to it again (``outbox_acks``).
 
@@ -52,6 +53,8 @@ from opstrail.delivery.ports import DestinationResolver, ExporterFactory, PathPr
 from opstrail.errors import DeliveryError, OpstrailError
 from opstrail.exporters.base import (
     Destination,
+    EncodedTrace,
+    EncodingExporter,
     Exporter,
     ExportResult,
     IngestionPath,
@@ -141,12 +144,18 @@ class _Verdict(StrEnum):
     UNROUTED = "unrouted"  # the app has no destination any more
 
 
+# Verdicts that end a row's delivery: its stored wire body is dropped with the outcome.
+_SETTLED: Final = frozenset({_Verdict.DELIVERED, _Verdict.DEAD, _Verdict.UNROUTED})
+
+
 @dataclass(slots=True)
 class _Item:
-    """One claimed row on its way: the row, its built trace or score, and its verdict."""
+    """One claimed row on its way: the row, its stored or built trace (or score), and its
+    verdict."""
 
     row: repo.ClaimedRow
     trace: Trace | None = None
+    encoded: EncodedTrace | None = None
     feedback: FeedbackInfo | None = None
     verdict: _Verdict | None = None
     code: str | None = None
@@ -154,6 +163,10 @@ class _Item:
     delay: float = 0.0
     state: str | None = None
     shrink_rounds: int = 0
+
+    @property
+    def trace_id(self) -> str:
+        return self.trace.id if self.trace is not None else self.row.trace_id
 
 
 @dataclass(slots=True)
@@ -468,9 +481,18 @@ class Dispatcher:
         breaker = self._breakers.setdefault(destination.key, CircuitBreaker())
         if self._held_back(breaker, items):
             return
+        exporter = self._exporter(destination)
+        wire_format = exporter.wire_format if isinstance(exporter, EncodingExporter) else None
         traces: list[_Item] = []
         scores: list[_Item] = []
         for item in items:
+            row = item.row
+            if wire_format is not None and row.wire is not None and row.wire_format == wire_format:
+                item.encoded = EncodedTrace(
+                    row.trace_id, row.wire_format, row.wire, row.wire_observations
+                )
+                traces.append(item)
+                continue
             self._build(item)
             if item.verdict is not None:
                 continue
@@ -507,11 +529,15 @@ class Dispatcher:
 
     def _build(self, item: _Item) -> None:
         row = item.row
-        if row.payload is None:
+        payload = row.payload
+        if payload is None and row.wire is not None:  # the claim skipped it: read it now
+            with self._sessions() as session:
+                payload = repo.payload_of(session, row.id)
+        if payload is None:
             self._judge(item, _Verdict.DEAD, "payload_pruned", "the stored record was pruned")
             return
         try:
-            record = codec.decode(row.kind, row.payload)
+            record = codec.decode(row.kind, payload)
             if isinstance(record, FeedbackInfo):
                 item.feedback = record
             else:
@@ -530,7 +556,10 @@ class Dispatcher:
         current: list[_Item] = []
         size = 0
         for item in items:
-            weight = max(int(item.row.payload_bytes * factor), 1)
+            if item.encoded is not None:
+                weight = len(item.encoded.body)
+            else:
+                weight = max(int(item.row.payload_bytes * factor), 1)
             if current and (
                 len(current) >= self.options.batch_size
                 or size + weight > self.options.max_batch_bytes
@@ -551,9 +580,16 @@ class Dispatcher:
                 exporter = self._exporters[key] = self._exporter_for(destination)
             return exporter
 
-    def _export(self, destination: Destination, traces: list[Trace]) -> ExportResult:
+    def _export(self, destination: Destination, items: list[_Item]) -> ExportResult:
         try:
-            result = self._exporter(destination).export(traces, destination)
+            exporter = self._exporter(destination)
+            if isinstance(exporter, EncodingExporter):
+                result = exporter.export_encoded(
+                    [self._encoded(exporter, item) for item in items], destination
+                )
+            else:
+                traces = [item.trace for item in items if item.trace is not None]
+                result = exporter.export(traces, destination)
         except Exception as exc:  # exporters should return; a raising one must not kill us
             log.exception("dispatcher %s: exporter raised", self.owner)
             result = ExportResult(Outcome.RETRY, message=f"exporter error: {type(exc).__name__}: {exc}")
@@ -561,12 +597,39 @@ class Dispatcher:
             self._metrics.requests.labels(destination.key, result.outcome.value).inc()
         return result
 
+    @staticmethod
+    def _encoded(exporter: EncodingExporter, item: _Item) -> EncodedTrace:
+        encoded = item.encoded
+        if encoded is None or encoded.wire_format != exporter.wire_format:
+            assert item.trace is not None  # _ready built it
+            encoded = item.encoded = exporter.encode(item.trace)
+        return encoded
+
+    def _ready(self, destination: Destination, items: list[_Item]) -> list[_Item]:
+        """The items the destination's exporter can take as they are; the others are built
+        from their trace info first (a stored body of another format, or a path switch), and
+        those that do not build drop out with their verdict."""
+        exporter = self._exporter(destination)
+        wire_format = exporter.wire_format if isinstance(exporter, EncodingExporter) else None
+        ready: list[_Item] = []
+        for item in items:
+            if item.trace is None and (
+                item.encoded is None or item.encoded.wire_format != wire_format
+            ):
+                self._build(item)
+                if item.verdict is not None:
+                    continue
+            ready.append(item)
+        return ready
+
     def _send(self, destination: Destination, items: list[_Item], *, path_switched: bool) -> None:
         if self._stop.is_set():
             self._release_items(items)
             return
-        traces = [item.trace for item in items if item.trace is not None]
-        result = self._export(destination, traces)
+        items = self._ready(destination, items)
+        if not items:
+            return
+        result = self._export(destination, items)
         self._feed_breaker(destination, result)
         request = result.outcome
         per_trace = bool(result.traces)
@@ -577,9 +640,9 @@ class Dispatcher:
             return
         wrong_path: list[_Item] = []
         for item in items:
-            assert item.trace is not None
-            outcome = result.outcome_of(item.trace.id)
-            detail = result.traces.get(item.trace.id)
+            trace_id = item.trace_id
+            outcome = result.outcome_of(trace_id)
+            detail = result.traces.get(trace_id)
             message = (detail.message if detail and detail.message else result.message) or outcome.value
             action = decide(
                 outcome,
@@ -636,7 +699,10 @@ class Dispatcher:
     ) -> None:
         from opstrail.exporters.limits import estimate_size, shrink_trace
 
-        assert item.trace is not None
+        if item.trace is None:  # sent as stored: build it to cut its fields
+            self._build(item)
+            if item.trace is None:
+                return
         if item.shrink_rounds >= MAX_SHRINK_ROUNDS:
             self._judge(item, _Verdict.DEAD, "too_large", f"still too large after shrinking: {message}")
             return
@@ -646,6 +712,7 @@ class Dispatcher:
             self._judge(item, _Verdict.DEAD, "too_large", f"too large and nothing to cut: {message}")
             return
         item.trace = smaller
+        item.encoded = None
         item.shrink_rounds += 1
         self._send(destination, [item], path_switched=path_switched)
 
@@ -729,6 +796,7 @@ class Dispatcher:
         updates: list[repo.RowUpdate] = []
         acks: dict[str, list[int]] = defaultdict(list)
         release: list[int] = []
+        settled_wire: list[int] = []  # stored bodies no longer needed
         metrics = self._metrics
         for item in items:
             row = item.row
@@ -739,18 +807,25 @@ class Dispatcher:
             if verdict is _Verdict.RELEASE:
                 release.append(row.id)
                 continue
+            if row.wire is not None and verdict in _SETTLED:
+                settled_wire.append(row.id)
             if verdict is _Verdict.DELIVERED:
                 assert key is not None
-                count = len(item.trace.observations) if item.trace is not None else 0
+                if item.trace is not None:
+                    count: int | None = len(item.trace.observations)
+                elif item.encoded is not None:
+                    count = item.encoded.observations
+                else:
+                    count = None
                 updates.append(repo.RowUpdate(
                     id=row.id, state=OutboxState.DELIVERED.value, next_attempt_at=now,
                     attempts=row.attempts + 1, destination_key=key, delivered_at=now,
-                    observation_count=count if item.trace is not None else None,
+                    observation_count=count,
                 ))
                 acks[key].append(row.id)
                 if metrics is not None:
                     metrics.delivered.labels(key).inc()
-                    metrics.observations.labels(key).inc(count)
+                    metrics.observations.labels(key).inc(count or 0)
                     metrics.latency.observe(max((now - row.queued_at).total_seconds(), 0.0))
             elif verdict is _Verdict.RETRY:
                 updates.append(repo.RowUpdate(
@@ -780,7 +855,8 @@ class Dispatcher:
             elif verdict is _Verdict.DEAD:
                 updates.append(repo.RowUpdate(
                     id=row.id, state=OutboxState.DEAD.value, next_attempt_at=now,
-                    attempts=row.attempts + (0 if item.trace is None and item.feedback is None else 1),
+                    attempts=row.attempts + (0 if item.trace is None and item.feedback is None
+                                             and item.encoded is None else 1),
                     code=item.code, message=item.message, destination_key=key,
                 ))
                 if metrics is not None:
@@ -794,6 +870,7 @@ class Dispatcher:
             repo.apply_updates(session, owner=self.owner, updates=updates, now=now)
             if release:
                 repo.release_leases(session, owner=self.owner, ids=release)
+            repo.drop_wire(session, ids=settled_wire)
             for key, ids in acks.items():
                 repo.record_acks(session, destination_key=key, outbox_ids=ids, now=now)
             for app_id, note in notes.items():
@@ -879,6 +956,7 @@ class Dispatcher:
         with self._sessions() as session:
             expired = repo.expire_old_rows(session, now=now, max_age=self.options.max_row_age)
             pruned = repo.prune_payloads(session, now=now, retention=self.options.retention)
+            repo.prune_wire(session)
             session.commit()
         if expired:
             log.warning("dispatcher %s: dead-lettered %d row(s) past the age limit", self.owner, expired)

@@ -4,6 +4,9 @@
 and only if that transaction commits (a rollback leaves nothing to send). The dispatcher
 (``opstrail.delivery.dispatcher``) picks rows up after the commit. A Core ``INSERT`` is used
 rather than an ORM object: it is on the request path, and costs a third of an ORM flush.
+
+A trace may come with its spans already encoded for its exporter (``EncodedTrace``): they are
+stored beside the trace info (``outbox_wire``) and sent as they are.
 """
 
 from __future__ import annotations
@@ -15,9 +18,16 @@ from sqlalchemy import CursorResult, Table, insert, update
 from sqlalchemy.orm import Session
 
 from opstrail.delivery import codec
+from opstrail.exporters.base import EncodedTrace
 from opstrail.ids import score_id as make_score_id
 from opstrail.storage.base import utcnow
-from opstrail.storage.tables.outbox import DUE_STATES, OutboxPayload, OutboxRow, OutboxState
+from opstrail.storage.tables.outbox import (
+    DUE_STATES,
+    OutboxPayload,
+    OutboxRow,
+    OutboxState,
+    OutboxWire,
+)
 from opstrail.tracing.info import FeedbackInfo, RootTraceInfo
 from opstrail.tracing.policy import feedback_trace_id, root_trace_id
 
@@ -33,6 +43,15 @@ _PAYLOAD_SQL: Final = {
     style: f"INSERT INTO {OutboxPayload.__tablename__} (outbox_id, payload) VALUES ({marks})"
     for style, marks in (("qmark", "?, ?"), ("format", "%s, %s"), ("pyformat", "%s, %s"))
 }
+_INSERT_WIRE: Final = insert(cast(Table, OutboxWire.__table__))
+_WIRE_SQL: Final = {
+    style: (
+        f"INSERT INTO {OutboxWire.__tablename__} "
+        f"(outbox_id, wire_format, body, observation_count) VALUES ({marks})"
+    )
+    for style, marks in (("qmark", "?, ?, ?, ?"), ("format", "%s, %s, %s, %s"),
+                         ("pyformat", "%s, %s, %s, %s"))
+}
 
 
 def enqueue_trace(
@@ -40,6 +59,7 @@ def enqueue_trace(
     info: RootTraceInfo,
     *,
     routed: bool = True,
+    encoded: EncodedTrace | None = None,
     now: datetime | None = None,
 ) -> int:
     """Insert the outbox row of one root trace record in the caller's transaction.
@@ -49,19 +69,25 @@ def enqueue_trace(
         info: the policy-applied record.
         routed: ``False`` stores the row ``unrouted`` (tracing not configured or disabled):
             kept for ``opstrail export``, never sent by the dispatcher.
+        encoded: the trace built from ``info`` and encoded for its exporter, to send as it
+            is; ignored for an unrouted row.
         now: the clock, for tests.
 
     Returns:
         The new row's id.
     """
+    trace_id = root_trace_id(info)
+    if encoded is not None and encoded.trace_id != trace_id:
+        raise ValueError(f"encoded trace {encoded.trace_id} is not trace {trace_id}")
     return _insert(
         session,
         app_id=info.context.app_id,
         kind=codec.kind_of(info),
-        trace_id=root_trace_id(info),
+        trace_id=trace_id,
         score_id=None,
         payload=codec.encode(info),
         routed=routed,
+        encoded=encoded if routed else None,
         now=now,
     )
 
@@ -76,6 +102,7 @@ def _insert(
     payload: str,
     routed: bool,
     now: datetime | None,
+    encoded: EncodedTrace | None = None,
 ) -> int:
     moment = now or utcnow()
     values = {
@@ -98,13 +125,23 @@ def _insert(
     key = result.inserted_primary_key
     assert key is not None
     row_id = int(key[0])
-    sql = _PAYLOAD_SQL.get(connection.dialect.paramstyle)
-    if sql is None:
+    style = connection.dialect.paramstyle
+    if style not in _PAYLOAD_SQL:
         connection.execute(_INSERT_PAYLOAD, {"outbox_id": row_id, "payload": payload})
+        if encoded is not None:
+            connection.execute(_INSERT_WIRE, {
+                "outbox_id": row_id, "wire_format": encoded.wire_format, "body": encoded.body,
+                "observation_count": encoded.observations,
+            })
         return row_id
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(sql, (row_id, payload))
+        cursor.execute(_PAYLOAD_SQL[style], (row_id, payload))
+        if encoded is not None:
+            cursor.execute(
+                _WIRE_SQL[style],
+                (row_id, encoded.wire_format, encoded.body, encoded.observations),
+            )
     finally:
         cursor.close()
     return row_id

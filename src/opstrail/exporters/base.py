@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from opstrail.tracing.tree import Score, Trace
 
@@ -88,6 +88,21 @@ class ExportResult:
         return result.outcome if result else self.outcome
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedTrace:
+    """A trace already in one exporter's wire format, usually encoded as it was recorded.
+
+    ``wire_format`` names the format and its version (``OtlpExporter.wire_format``); an
+    exporter only takes bodies of its own format, so stored bodies of an older format are
+    ignored and the trace is built again from its trace info.
+    """
+
+    trace_id: str
+    wire_format: str
+    body: bytes
+    observations: int
+
+
 class Exporter(Protocol):
     """Sends finished traces and scores to one kind of backend."""
 
@@ -105,4 +120,26 @@ class Exporter(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class EncodingExporter(Exporter, Protocol):
+    """An exporter that also sends traces encoded ahead of time (``EncodedTrace``).
+
+    The dispatcher hands it stored bodies as they are; a trace it had to build (no stored body,
+    or one of another format) goes through ``encode`` first.
+    """
+
+    wire_format: str
+
+    def encode(self, trace: Trace) -> EncodedTrace:
+        """Encode one trace in ``wire_format``."""
+        ...
+
+    def export_encoded(
+        self, traces: Sequence[EncodedTrace], destination: Destination
+    ) -> ExportResult:
+        """Send encoded traces; a trace too large alone is answered ``TOO_LARGE`` per trace
+        (the caller shrinks the built trace and sends it again)."""
         ...

@@ -8,17 +8,28 @@ process-global: each registry is built by its owner (the dispatcher) and passed 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import httpx
 
 from opstrail.errors import DeliveryError
-from opstrail.exporters.base import Destination, Exporter, IngestionPath
+from opstrail.exporters.base import Destination, EncodedTrace, Exporter, IngestionPath
 from opstrail.exporters.http import DEFAULT_TIMEOUT
 from opstrail.exporters.legacy.exporter import LegacyExporter
-from opstrail.exporters.otlp.exporter import OtlpExporter
+from opstrail.exporters.otlp.exporter import OtlpExporter, encode_trace
 from opstrail.netguard import HostRules
+from opstrail.tracing.tree import Trace
 
-__all__ = ["ExporterRegistry", "exporter_for"]
+__all__ = ["ExporterRegistry", "exporter_for", "record_encoder"]
+
+
+def record_encoder(path: IngestionPath) -> Callable[[Trace], EncodedTrace] | None:
+    """How a trace bound for ``path`` is encoded when it is recorded, or ``None`` when that
+    path's exporter builds its requests at send time. Only OTLP is stored: the legacy path
+    serves servers older than 3.22, and builds its batches from the trace info."""
+    if path is IngestionPath.OTLP:
+        return encode_trace
+    return None
 
 
 def exporter_for(

@@ -52,11 +52,10 @@ def build_dispatcher(
     from opstrail.config.destinations import ConfigDestinationResolver
     from opstrail.exporters.registry import exporter_for
     from opstrail.exporters.transport import rules_from_settings
-    from opstrail.tracing.build import BuildOptions, build_score, build_trace
+    from opstrail.services.trace_recording import build_options as options_of
+    from opstrail.tracing.build import build_score, build_trace
 
-    build_options = BuildOptions(
-        low_cardinality_names=settings.low_cardinality_names, release=settings.release
-    )
+    build_options = options_of(settings)
     # Every connection to a destination is checked against the deployment's host rules at
     # send time too (a name may resolve elsewhere than when it was saved).
     rules = rules_from_settings(settings)

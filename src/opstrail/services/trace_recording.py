@@ -1,22 +1,31 @@
 """Recording traces and ratings: the only call the request path makes for tracing.
 
 ``record_trace``/``record_feedback`` run inside the caller's transaction, right before its
-commit: they apply the app's content policy and sampling, and add one outbox row. No network,
-no exporter, no destination lookup happens here; the dispatcher does that after the commit.
+commit: they apply the app's content policy and sampling, and add one outbox row. No network
+and no destination lookup happen here; the dispatcher does that after the commit.
+
+A routed trace bound for the OTLP path is also built and encoded here (``encode_at_record``,
+on by default), so a worker frames stored spans instead of decoding, building and encoding
+each trace: that CPU moves from the worker to the run that produced the trace
+(docs/decisions.md, "Encoding at record time").
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from opstrail.config.tracing_config import recording_settings
+from opstrail.config.tracing_config import RecordingSettings, recording_settings
 from opstrail.delivery.codec import KIND_SCORE
 from opstrail.delivery.outbox import enqueue_score, enqueue_trace
+from opstrail.exporters.base import EncodedTrace, IngestionPath
+from opstrail.exporters.registry import record_encoder
 from opstrail.settings import Settings
 from opstrail.storage.tables.outbox import OutboxRow
+from opstrail.tracing.build import BuildOptions, build_trace
 from opstrail.tracing.info import FeedbackInfo, RootTraceInfo
 from opstrail.tracing.policy import (
     ContentPolicy,
@@ -24,6 +33,15 @@ from opstrail.tracing.policy import (
     apply_policy,
     feedback_trace_id,
 )
+
+log = logging.getLogger(__name__)
+
+
+def build_options(settings: Settings) -> BuildOptions:
+    """The deployment's trace build options (recording and the dispatcher use the same)."""
+    return BuildOptions(
+        low_cardinality_names=settings.low_cardinality_names, release=settings.release
+    )
 
 
 def record_trace(session: Session, settings: Settings, info: RootTraceInfo) -> None:
@@ -36,14 +54,33 @@ def record_trace(session: Session, settings: Settings, info: RootTraceInfo) -> N
 
     Args:
         session: the caller's session.
-        settings: deployment settings (part of the contract; recording needs none today).
+        settings: deployment settings (build options, ``encode_at_record``).
         info: the complete root record of the run.
     """
     recording = recording_settings(session, info.context.app_id)
     kept = apply_policy(info, recording.policy)
     if kept is None:
         return
-    enqueue_trace(session, kept, routed=recording.enabled)
+    encoded = _encode_now(kept, settings, recording) if recording.enabled else None
+    enqueue_trace(session, kept, routed=recording.enabled, encoded=encoded)
+
+
+def _encode_now(
+    info: RootTraceInfo, settings: Settings, recording: RecordingSettings
+) -> EncodedTrace | None:
+    """The trace encoded for its path now, or ``None`` (not wanted, not stored for that path,
+    or the build failed: the dispatcher then builds it from the trace info and, if it fails
+    again, dead-letters the row with the reason, so the run itself never fails for it)."""
+    if not settings.encode_at_record or recording.ingestion_path is None:
+        return None
+    encoder = record_encoder(IngestionPath(recording.ingestion_path))
+    if encoder is None:
+        return None
+    try:
+        return encoder(build_trace(info, build_options(settings)))
+    except Exception:  # the request-path boundary: recording must not fail the run
+        log.exception("building trace of app %s at record time failed", info.context.app_id)
+        return None
 
 
 def record_feedback(session: Session, settings: Settings, feedback: FeedbackInfo) -> None:

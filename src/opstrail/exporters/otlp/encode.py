@@ -51,7 +51,7 @@ from opstrail.exporters.fields import (
 from opstrail.tracing.tree import Level, Observation, ObservationType, Trace
 from opstrail.tracing.values import JsonValue
 
-__all__ = ["SCOPE_NAME", "encode_bytes", "encode_traces"]
+__all__ = ["SCOPE_NAME", "encode_bytes", "encode_spans", "encode_traces", "frame_spans"]
 
 SCOPE_NAME: Final = "opstrail"
 
@@ -523,14 +523,49 @@ def encode_bytes(
     """
     if not traces:
         return b""
-    request = _Request()
     spans: list[bytes] = [b""]  # the request head goes first, once the spans' size is known
+    _append_spans(spans, traces)
+    spans[0] = _request_head(sum(map(len, spans)), service_name, version)
+    return b"".join(spans)
+
+
+def _append_spans(out: list[bytes], traces: Sequence[Trace]) -> None:
+    """Append the span entries of ``traces``, sharing one request's caches among them."""
+    request = _Request()
     for trace in traces:
         context = _TraceContext(trace, request)
         for obs in trace.observations:
-            _encode_span(spans, obs, context, request)
-    spans[0] = _request_head(sum(map(len, spans)), service_name, version)
+            _encode_span(out, obs, context, request)
+
+
+def encode_spans(trace: Trace) -> bytes:
+    """Encode the spans of one trace as ``ScopeSpans.spans`` entries (each with its tag and
+    length), ready to be joined with other traces' spans by ``frame_spans``.
+
+    This is what the outbox keeps beside the trace info when a trace is encoded as it is
+    recorded: a request is then the concatenation of stored spans behind a request head, with
+    no decoding, building or encoding at send time. ``frame_spans([encode_spans(t) for t in
+    traces]) == encode_bytes(traces)``: the caches of ``encode_bytes`` only reuse bytes.
+    """
+    spans: list[bytes] = []
+    _append_spans(spans, (trace,))
     return b"".join(spans)
+
+
+def frame_spans(
+    spans: Sequence[bytes],
+    *,
+    service_name: str = SCOPE_NAME,
+    version: str = __version__,
+) -> bytes:
+    """One ``ExportTraceServiceRequest`` from the ``encode_spans`` output of several traces.
+
+    Returns:
+        The uncompressed request body (empty when ``spans`` is).
+    """
+    if not spans:
+        return b""
+    return b"".join((_request_head(sum(map(len, spans)), service_name, version), *spans))
 
 
 def encode_traces(

@@ -3,6 +3,11 @@
 One request per call when it fits in ``max_request_bytes`` (4 MB uncompressed, contract §3.3);
 otherwise traces are packed into several requests, and a trace that alone is too large has its
 largest fields cut first (``exporters.limits.shrink_trace``). The result then reports per trace.
+
+Traces encoded when they were recorded (``EncodedTrace`` of format ``WIRE_FORMAT``: the
+trace's spans as ``encode_spans`` writes them) are framed into a request as they are
+(``export_encoded``); one too large alone is answered ``TOO_LARGE`` and left to the caller,
+which holds the trace info to build and shrink it.
 """
 
 from __future__ import annotations
@@ -13,7 +18,13 @@ from typing import Final
 
 import httpx
 
-from opstrail.exporters.base import Destination, ExportResult, Outcome, TraceResult
+from opstrail.exporters.base import (
+    Destination,
+    EncodedTrace,
+    ExportResult,
+    Outcome,
+    TraceResult,
+)
 from opstrail.exporters.http import (
     DEFAULT_TIMEOUT,
     STOPS_DESTINATION,
@@ -25,17 +36,27 @@ from opstrail.exporters.http import (
 )
 from opstrail.exporters.http_exporter import HttpExporter
 from opstrail.exporters.limits import shrink_trace
-from opstrail.exporters.otlp.encode import encode_bytes
+from opstrail.exporters.otlp.encode import encode_bytes, encode_spans, frame_spans
 from opstrail.netguard import HostRules
 from opstrail.tracing.tree import Trace
 
 OTLP_PATH: Final = "/api/public/otel/v1/traces"
 OTLP_MAX_REQUEST_BYTES: Final = 4 * 1024 * 1024
 INGESTION_VERSION: Final = "4"
+# The stored-span format: bump the number when ``encode_spans`` changes what it writes, so that
+# bodies stored by an older release are rebuilt from their trace info instead of sent.
+WIRE_FORMAT: Final = "otlp-spans/1"
+# Room for the request head (resource, scope and their lengths) around the spans.
+_HEAD_ALLOWANCE: Final = 256
 
 
 def _encoded_size(trace: Trace) -> int:
     return len(encode_bytes([trace]))
+
+
+def encode_trace(trace: Trace) -> EncodedTrace:
+    """The trace's spans in ``WIRE_FORMAT``, as the outbox stores them (pure)."""
+    return EncodedTrace(trace.id, WIRE_FORMAT, encode_spans(trace), len(trace.observations))
 
 
 class OtlpExporter(HttpExporter):
@@ -71,7 +92,7 @@ class OtlpExporter(HttpExporter):
 
     def _export_split(self, traces: Sequence[Trace], destination: Destination) -> ExportResult:
         results: dict[str, TraceResult] = {}
-        chunks: list[list[Trace]] = []
+        chunks: list[tuple[list[str], list[bytes]]] = []
         size = 0
         for trace in traces:
             encoded = encode_bytes([trace])
@@ -87,23 +108,78 @@ class OtlpExporter(HttpExporter):
                     )
                     continue
             if not chunks or size + len(encoded) > self._max_request_bytes:
-                chunks.append([])
+                chunks.append(([], []))
                 size = 0
-            chunks[-1].append(trace)
+            chunks[-1][0].append(trace.id)
+            chunks[-1][1].append(encode_spans(trace))
             size += len(encoded)
+        return self._post_chunks(chunks, results, destination)
+
+    # --- traces encoded ahead of time ---------------------------------------------------------
+
+    wire_format: str = WIRE_FORMAT
+
+    def encode(self, trace: Trace) -> EncodedTrace:
+        """The trace's spans in ``WIRE_FORMAT``, as the outbox stores them."""
+        return encode_trace(trace)
+
+    def export_encoded(
+        self, traces: Sequence[EncodedTrace], destination: Destination
+    ) -> ExportResult:
+        """Frame stored spans into requests of at most ``max_request_bytes`` and send them.
+
+        Raises:
+            ValueError: a body of another format (a caller bug: check ``wire_format``).
+        """
+        if not traces:
+            return ExportResult(Outcome.DELIVERED, message="nothing to send")
+        wrong = [t.trace_id for t in traces if t.wire_format != WIRE_FORMAT]
+        if wrong:
+            raise ValueError(f"not {WIRE_FORMAT} bodies: traces {wrong[:3]}")
+        cap = self._max_request_bytes - _HEAD_ALLOWANCE
+        if sum(len(t.body) for t in traces) <= cap:
+            return self._post(frame_spans([t.body for t in traces]), destination)
+        results: dict[str, TraceResult] = {}
+        chunks: list[tuple[list[str], list[bytes]]] = []
+        size = 0
+        for trace in traces:
+            if len(trace.body) > cap:
+                results[trace.trace_id] = TraceResult(
+                    trace.trace_id,
+                    Outcome.TOO_LARGE,
+                    f"trace is {len(trace.body)} bytes (cap {self._max_request_bytes})",
+                )
+                continue
+            if not chunks or size + len(trace.body) > cap:
+                chunks.append(([], []))
+                size = 0
+            chunks[-1][0].append(trace.trace_id)
+            chunks[-1][1].append(trace.body)
+            size += len(trace.body)
+        return self._post_chunks(chunks, results, destination)
+
+    def _post_chunks(
+        self,
+        chunks: Sequence[tuple[Sequence[str], Sequence[bytes]]],
+        results: dict[str, TraceResult],
+        destination: Destination,
+    ) -> ExportResult:
+        """Send each chunk (its trace ids and their spans) as one request, in order, until the
+        destination stops taking requests; report per trace (``results`` holds those already
+        judged)."""
         stopped: ExportResult | None = None
         retry_after: float | None = None
-        for chunk in chunks:
+        for trace_ids, spans in chunks:
             if stopped is None:
-                result = self._post(encode_bytes(chunk), destination)
+                result = self._post(frame_spans(spans), destination)
                 if result.outcome in STOPS_DESTINATION:
                     stopped = result
             else:
                 # Nothing more gets through now (auth, rate limit, server down): not sent.
                 result = stopped
             retry_after = result.retry_after or retry_after
-            for trace in chunk:
-                results[trace.id] = TraceResult(trace.id, result.outcome, result.message)
+            for trace_id in trace_ids:
+                results[trace_id] = TraceResult(trace_id, result.outcome, result.message)
         overall = worst(r.outcome for r in results.values())
         first = next((r for r in results.values() if r.outcome is overall), None)
         return ExportResult(

@@ -13,17 +13,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from opstrail.storage.tables.outbox import (
     DUE_STATES,
+    FINAL_STATES,
     AppDeliveryState,
     DispatcherLease,
     OutboxAck,
     OutboxPayload,
     OutboxRow,
     OutboxState,
+    OutboxWire,
 )
 
 _T = cast(Table, OutboxRow.__table__)
@@ -32,7 +34,11 @@ _ACKS = cast(Table, OutboxAck.__table__)
 
 @dataclass(frozen=True, slots=True)
 class ClaimedRow:
-    """What a dispatcher needs of a claimed row (plain data, detached from the session)."""
+    """What a dispatcher needs of a claimed row (plain data, detached from the session).
+
+    ``payload`` is ``None`` when the row has a wire body (not read by the claim; see
+    ``payload_of``) or when its trace info was pruned.
+    """
 
     id: int
     app_id: str
@@ -44,6 +50,10 @@ class ClaimedRow:
     attempts: int
     created_at: datetime
     queued_at: datetime
+    # The trace encoded as it was recorded (``OutboxWire``), when it was.
+    wire_format: str | None = None
+    wire: bytes | None = None
+    wire_observations: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,17 +96,27 @@ def claim_due(
         OutboxRow.kind,
         OutboxRow.trace_id,
         OutboxRow.score_id,
-        OutboxPayload.payload,
+        # A row sent as stored does not need its trace info: not read (SQLite evaluates the
+        # CASE lazily, so the 20 KB record is never touched); ``payload_of`` loads it if needed.
+        case((OutboxWire.outbox_id.is_(None), OutboxPayload.payload), else_=None).label("payload"),
         OutboxRow.payload_bytes,
         OutboxRow.attempts,
         OutboxRow.created_at,
         OutboxRow.queued_at,
-    ).outerjoin(OutboxPayload, OutboxPayload.outbox_id == OutboxRow.id).where(due)
+        OutboxWire.wire_format,
+        OutboxWire.body,
+        OutboxWire.observation_count,
+    )
+    query = (
+        query.outerjoin(OutboxPayload, OutboxPayload.outbox_id == OutboxRow.id)
+        .outerjoin(OutboxWire, OutboxWire.outbox_id == OutboxRow.id)
+        .where(due)
+    )
     if app_ids is not None:
         query = query.where(OutboxRow.app_id.in_(app_ids))
     query = query.order_by(OutboxRow.next_attempt_at, OutboxRow.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
-        # Only the outbox rows: the payload side of an outer join cannot be locked.
+        # Only the outbox rows: the other side of an outer join cannot be locked.
         query = query.with_for_update(skip_locked=True, of=OutboxRow)
     rows = [
         ClaimedRow(
@@ -110,6 +130,9 @@ def claim_due(
             attempts=r.attempts,
             created_at=r.created_at,
             queued_at=r.queued_at,
+            wire_format=r.wire_format,
+            wire=r.body,
+            wire_observations=r.observation_count or 0,
         )
         for r in session.execute(query)
     ]
@@ -121,6 +144,12 @@ def claim_due(
             .execution_options(synchronize_session=False)
         )
     return rows
+
+
+def payload_of(session: Session, row_id: int) -> str | None:
+    """The stored trace info of one row (``None`` once pruned): for a row claimed with a wire
+    body, whose trace info the claim did not read."""
+    return session.scalar(select(OutboxPayload.payload).where(OutboxPayload.outbox_id == row_id))
 
 
 def apply_updates(
@@ -287,6 +316,31 @@ def prune_payloads(session: Session, *, now: datetime, retention: timedelta) -> 
         delete(OutboxPayload)
         .where(OutboxPayload.outbox_id.in_(select(OutboxRow.id).where(expired)))
         .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def drop_wire(session: Session, *, ids: Sequence[int]) -> None:
+    """Delete the wire bodies of these rows (they reached a final state); the trace info
+    stays."""
+    if ids:
+        session.execute(
+            delete(OutboxWire)
+            .where(OutboxWire.outbox_id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+
+
+def prune_wire(session: Session) -> int:
+    """Delete the wire bodies of every row in a final state (cancelled or expired rows, and
+    any a dispatcher could not drop); returns how many."""
+    settled = (
+        select(OutboxRow.id)
+        .where(OutboxRow.id == OutboxWire.outbox_id, OutboxRow.state.in_(FINAL_STATES))
+        .exists()
+    )
+    result = session.execute(
+        delete(OutboxWire).where(settled).execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.ext.associationproxy import AssociationProxy, association_proxy
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -32,6 +32,10 @@ class OutboxState(StrEnum):
 
 # States the dispatcher works on.
 DUE_STATES = (OutboxState.PENDING.value, OutboxState.RETRYING.value)
+# States a row never leaves by itself (``opstrail export`` re-sends from the trace info).
+FINAL_STATES = tuple(
+    state.value for state in OutboxState if state.value not in DUE_STATES
+)
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
 RowId = BigInteger().with_variant(Integer(), "sqlite")
@@ -102,6 +106,22 @@ class OutboxPayload(Base):
 
     outbox_id: Mapped[int] = mapped_column(RowId, primary_key=True)
     payload: Mapped[str] = mapped_column(Text)
+
+
+class OutboxWire(Base):
+    """A routed trace's spans already in its exporter's wire format (``EncodedTrace``),
+    written in the same transaction as its outbox row; the dispatcher sends the body as it is.
+
+    Deleted when the row reaches a final state (the trace info stays in ``OutboxPayload``).
+    No foreign key, as for ``OutboxPayload``.
+    """
+
+    __tablename__ = "outbox_wire"
+
+    outbox_id: Mapped[int] = mapped_column(RowId, primary_key=True)
+    wire_format: Mapped[str] = mapped_column(String(32))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    observation_count: Mapped[int] = mapped_column(Integer)
 
 
 class OutboxAck(Base):

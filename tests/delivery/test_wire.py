@@ -1,0 +1,307 @@
+"""Traces encoded as they are recorded (``outbox_wire``): what record_trace stores, and how
+the dispatcher sends stored spans, falls back to the trace info, and drops them when done.
+
+Everything runs against a real collector over loopback HTTP."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from alembic import command
+from sqlalchemy import delete, func, inspect, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from opstrail.collector.testing import CollectorHandle, running_collector
+from opstrail.delivery import codec
+from opstrail.delivery.outbox import cancel_pending, enqueue_trace
+from opstrail.exporters.otlp.exporter import WIRE_FORMAT, encode_trace
+from opstrail.services import trace_recording
+from opstrail.settings import Settings
+from opstrail.storage.base import utcnow
+from opstrail.storage.engine import make_engine, make_session_factory
+from opstrail.storage.repos import outbox as repo
+from opstrail.storage.schema import alembic_config, ensure_schema
+from opstrail.storage.tables.outbox import OutboxAck, OutboxRow, OutboxWire
+from opstrail.tracing import samples
+from opstrail.tracing.build import build_trace
+
+from . import helpers
+
+
+def _wire(session_factory: sessionmaker[Session]) -> dict[str, OutboxWire]:
+    """Stored wire bodies by trace id."""
+    with session_factory() as session:
+        found = session.execute(
+            select(OutboxRow.trace_id, OutboxWire).join(
+                OutboxWire, OutboxWire.outbox_id == OutboxRow.id
+            )
+        )
+        return {trace_id: wire for trace_id, wire in found}
+
+
+def _comparable(trace: dict[str, Any] | None) -> dict[str, Any]:
+    """A received trace without what differs between two deliveries (receipt times)."""
+    assert trace is not None
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in {"receivedAt", "received_at"}}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return dict(strip(trace))
+
+
+def test_record_trace_stores_otlp_spans_of_a_routed_trace(
+    settings: Settings, session_factory: sessionmaker[Session], app_id: str
+) -> None:
+    """A routed run stores its trace's spans, exactly as the OTLP exporter encodes them."""
+    info = helpers.workflow_for(app_id, n_nodes=3)
+    helpers.record(session_factory, settings, [info])
+    trace = build_trace(info, trace_recording.build_options(settings))
+    stored = _wire(session_factory)[trace.id]
+    assert stored.wire_format == WIRE_FORMAT
+    assert stored.body == encode_trace(trace).body
+    assert stored.observation_count == len(trace.observations) == 4
+
+
+@pytest.mark.parametrize("case", ["unrouted", "turned off", "legacy path"])
+def test_record_trace_stores_no_wire_when_nothing_would_send_it(
+    collector: CollectorHandle,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    case: str,
+) -> None:
+    """No body for an unrouted row, with ``encode_at_record`` off, or for a legacy-path app
+    (its batches are built at send time); the trace info is stored in every case."""
+    app_id = helpers.create_app(session_factory)
+    if case == "turned off":
+        settings = settings.model_copy(update={"encode_at_record": False})
+    if case != "unrouted":
+        path = "legacy" if case == "legacy path" else None
+        helpers.configure_tracing(
+            session_factory, settings, app_id, collector.url, ingestion_path=path
+        )
+    helpers.record(session_factory, settings, [helpers.message_for(app_id)])
+    assert _wire(session_factory) == {}
+    [row] = helpers.rows(session_factory)
+    assert row.payload is not None
+    assert row.state == ("unrouted" if case == "unrouted" else "pending")
+
+
+def test_record_trace_keeps_the_run_when_building_fails_at_record_time(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    app_id: str,
+    collector: CollectorHandle,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A builder error while recording stores the row without a body (the run goes on); the
+    dispatcher builds the trace from its info and delivers it."""
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("builder bug")
+
+    monkeypatch.setattr(trace_recording, "build_trace", broken)
+    info = helpers.message_for(app_id)
+    helpers.record(session_factory, settings, [info])
+    assert _wire(session_factory) == {}
+    monkeypatch.undo()
+    dispatcher = helpers.dispatcher(settings, session_factory)
+    helpers.drain(dispatcher)
+    dispatcher.close()
+    assert helpers.states(session_factory) == {"delivered": 1}
+    assert collector.trace(build_trace(info).id) is not None
+
+
+def test_dispatcher_sends_stored_spans_without_decoding_and_as_built_at_send(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    app_id: str,
+    collector: CollectorHandle,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stored spans reach Langfuse as they are (the trace info is not even decoded), and
+    what arrives is what the build-at-send path delivers for the same rows."""
+    infos = [helpers.workflow_for(app_id, n_nodes=4) for _ in range(3)]
+    trace_ids = [build_trace(i).id for i in infos]
+    helpers.record(session_factory, settings, infos)
+    assert len(_wire(session_factory)) == 3
+    with monkeypatch.context() as patch:
+        patch.setattr(codec, "decode", _must_not_decode)
+        dispatcher = helpers.dispatcher(settings, session_factory)
+        helpers.drain(dispatcher)
+        dispatcher.close()
+    assert helpers.states(session_factory) == {"delivered": 3}
+    stored = [_comparable(collector.trace(t)) for t in trace_ids]
+
+    # The same rows again, now without bodies (dropped on delivery): built at send time.
+    collector.clear()
+    with session_factory() as session:
+        session.execute(delete(OutboxAck))
+        session.execute(update(OutboxRow).values(state="pending", next_attempt_at=utcnow()))
+        session.commit()
+    dispatcher = helpers.dispatcher(settings, session_factory)
+    helpers.drain(dispatcher)
+    dispatcher.close()
+    assert helpers.states(session_factory) == {"delivered": 3}
+    built = [_comparable(collector.trace(t)) for t in trace_ids]
+    assert stored == built
+    assert [len(t["observations"]) for t in stored] == [5, 5, 5]
+
+
+def _must_not_decode(*_: object) -> None:
+    raise AssertionError("a stored trace was decoded")
+
+
+def test_dispatcher_drops_stored_body_once_delivered_and_prune_drops_cancelled_ones(
+    settings: Settings, session_factory: sessionmaker[Session], app_id: str
+) -> None:
+    """Bodies live only while a row waits: delivery drops them in the outcome's transaction,
+    and the maintenance pass drops those of rows cancelled by a configuration change."""
+    helpers.record(session_factory, settings, [helpers.message_for(app_id) for _ in range(3)])
+    assert len(_wire(session_factory)) == 3
+    dispatcher = helpers.dispatcher(settings, session_factory)
+    helpers.drain(dispatcher)
+    assert helpers.states(session_factory) == {"delivered": 3}
+    assert _wire(session_factory) == {}
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(OutboxWire)) == 0
+
+    helpers.record(session_factory, settings, [helpers.message_for(app_id) for _ in range(2)])
+    with session_factory() as session:
+        assert cancel_pending(session, app_id) == 2
+        session.commit()
+    assert len(_wire(session_factory)) == 2
+    dispatcher.maintain()
+    dispatcher.close()
+    assert _wire(session_factory) == {}
+    assert all(row.payload is not None for row in helpers.rows(session_factory))
+
+
+def test_dispatcher_builds_from_trace_info_when_stored_format_is_unknown(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    app_id: str,
+    collector: CollectorHandle,
+) -> None:
+    """A body of another format (stored by another release) is ignored, not sent: the
+    trace is built from its info, and the body is dropped with the outcome."""
+    info = helpers.message_for(app_id)
+    helpers.record(session_factory, settings, [info])
+    trace_id = build_trace(info).id
+    with session_factory() as session:
+        wire = session.scalars(select(OutboxWire)).one()
+        wire.wire_format = "otlp-spans/0"
+        wire.body = b"not protobuf"
+        session.commit()
+    dispatcher = helpers.dispatcher(settings, session_factory)
+    helpers.drain(dispatcher)
+    dispatcher.close()
+    assert helpers.states(session_factory) == {"delivered": 1}
+    assert len(collector.trace(trace_id)["observations"]) == 5  # type: ignore[index]
+    assert _wire(session_factory) == {}
+
+
+def test_dispatcher_builds_stored_trace_for_a_legacy_destination(
+    settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    """A row stored for OTLP whose destination now takes the legacy path (an older server)
+    is built from its trace info and sent as legacy events."""
+    with running_collector(langfuse_version="3.10.0") as collector:
+        app_id = helpers.create_app(session_factory)
+        helpers.configure_tracing(session_factory, settings, app_id, collector.url)
+        info = helpers.message_for(app_id)
+        trace = build_trace(info)
+        with session_factory() as session:
+            enqueue_trace(session, info, encoded=encode_trace(trace))
+            session.commit()
+        assert len(_wire(session_factory)) == 1
+        dispatcher = helpers.dispatcher(settings, session_factory)
+        helpers.drain(dispatcher)
+        dispatcher.close()
+        assert helpers.states(session_factory) == {"delivered": 1}
+        sent = {r.endpoint for r in collector.request_log()} - {"health", "projects"}
+        assert sent == {"ingestion"}
+        assert collector.trace(trace.id) is not None
+        assert _wire(session_factory) == {}
+
+
+def test_enqueue_refuses_a_body_of_another_trace(
+    session_factory: sessionmaker[Session], app_id: str
+) -> None:
+    """A body is stored only beside the trace info it was built from."""
+    info = helpers.message_for(app_id)
+    other = build_trace(helpers.message_for(app_id))
+    with session_factory() as session, pytest.raises(ValueError, match="is not trace"):
+        enqueue_trace(session, info, encoded=encode_trace(other))
+
+
+def test_claim_returns_stored_body_and_leaves_trace_info_unread(
+    settings: Settings, session_factory: sessionmaker[Session], app_id: str
+) -> None:
+    """A claimed row carries its stored body, format and observation count; its trace info is
+    not read by the claim, and ``payload_of`` reads it when the dispatcher needs it."""
+    info = helpers.message_for(app_id)
+    helpers.record(session_factory, settings, [info])
+    now = utcnow()
+    with session_factory() as session:
+        [row] = repo.claim_due(
+            session, owner="me", now=now, lease_until=now + timedelta(seconds=30), limit=10
+        )
+        assert row.wire_format == WIRE_FORMAT
+        assert row.wire and row.wire_observations == 5
+        assert row.payload is None
+        assert repo.payload_of(session, row.id) == codec.encode(info)
+        session.rollback()
+
+
+def test_wire_bodies_store_and_claim_byte_for_byte_and_migrate_down_without_loss(
+    backend: Settings,
+) -> None:
+    """On SQLite and PostgreSQL (each driver's own INSERT) a body comes back from the claim
+    byte for byte; downgrading below 0007 drops only bodies, the trace info stays, and after
+    the upgrade the row is claimed without one (built from its info)."""
+    engine = make_engine(backend)
+    ensure_schema(engine)
+    sessions = make_session_factory(engine)
+    info = samples.workflow_run(3)
+    encoded = encode_trace(build_trace(info))
+    assert b"\x00" in encoded.body  # binary, not text
+    with sessions() as session:
+        row_id = enqueue_trace(session, info, encoded=encoded)
+        session.commit()
+    now = utcnow()
+    with sessions() as session:
+        [claimed] = repo.claim_due(
+            session, owner="w", now=now, lease_until=now + timedelta(minutes=1), limit=5
+        )
+        session.rollback()
+    assert (claimed.id, claimed.wire, claimed.wire_format) == (row_id, encoded.body, WIRE_FORMAT)
+    config = alembic_config(engine)
+    command.downgrade(config, "0006_outbox_payloads")
+    assert "outbox_wire" not in inspect(engine).get_table_names()
+    ensure_schema(engine)
+    with sessions() as session:
+        [claimed] = repo.claim_due(
+            session, owner="w", now=now, lease_until=now + timedelta(minutes=1), limit=5
+        )
+        session.rollback()
+    assert claimed.wire is None and claimed.payload == codec.encode(info)
+    engine.dispose()
+
+
+def test_sqlite_connections_clear_deleted_content_without_zeroing_freed_pages(
+    settings: Settings,
+) -> None:
+    """Every SQLite connection uses ``secure_delete=FAST`` whatever the build's default
+    (Debian's zeroes every freed page, which made dropping wire bodies the worker's main
+    cost), and WAL."""
+    engine = make_engine(settings)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA secure_delete").scalar() == 2  # FAST
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    engine.dispose()
