@@ -305,3 +305,26 @@ def test_sqlite_connections_clear_deleted_content_without_zeroing_freed_pages(
         assert connection.exec_driver_sql("PRAGMA secure_delete").scalar() == 2  # FAST
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     engine.dispose()
+
+
+def test_claim_sorts_ids_alone_and_reads_bodies_of_claimed_rows_only(
+    settings: Settings, session_factory: sessionmaker[Session], app_id: str
+) -> None:
+    """The due rows are sorted without their data; bodies and trace info are read by id for
+    the rows taken (a sort with the data selected read every due row's body), oldest first."""
+    helpers.record(session_factory, settings, [helpers.message_for(app_id) for _ in range(5)])
+    statements: list[str] = []
+    now = utcnow()
+    with session_factory() as session:
+        raw = session.connection().connection.driver_connection
+        raw.set_trace_callback(statements.append)  # type: ignore[union-attr]
+        claimed = repo.claim_due(
+            session, owner="w", now=now, lease_until=now + timedelta(seconds=30), limit=2
+        )
+        raw.set_trace_callback(None)  # type: ignore[union-attr]
+        session.rollback()
+    ids = [r.id for r in helpers.rows(session_factory)]
+    assert [c.id for c in claimed] == ids[:2]
+    reads = [s for s in statements if "outbox_wire.body" in s]
+    assert len(reads) == 1
+    assert "ORDER BY" not in reads[0] and "LIMIT" not in reads[0]

@@ -90,34 +90,43 @@ def claim_due(
         OutboxRow.next_attempt_at <= now,
         or_(OutboxRow.lease_until.is_(None), OutboxRow.lease_until < now),
     )
-    query = select(
-        OutboxRow.id,
-        OutboxRow.app_id,
-        OutboxRow.kind,
-        OutboxRow.trace_id,
-        OutboxRow.score_id,
-        # A row sent as stored does not need its trace info: not read (SQLite evaluates the
-        # CASE lazily, so the 20 KB record is never touched); ``payload_of`` loads it if needed.
-        case((OutboxWire.outbox_id.is_(None), OutboxPayload.payload), else_=None).label("payload"),
-        OutboxRow.payload_bytes,
-        OutboxRow.attempts,
-        OutboxRow.created_at,
-        OutboxRow.queued_at,
-        OutboxWire.wire_format,
-        OutboxWire.body,
-        OutboxWire.observation_count,
-    )
-    query = (
-        query.outerjoin(OutboxPayload, OutboxPayload.outbox_id == OutboxRow.id)
-        .outerjoin(OutboxWire, OutboxWire.outbox_id == OutboxRow.id)
-        .where(due)
-    )
+    # First the ids, then their data: with two due states the order needs a sort, and a sort
+    # with the data selected read the stored bodies of every due row, not only of the
+    # ``limit`` taken (SQLite: about 250 µs per claimed row with 1,000 rows due).
+    pick = select(OutboxRow.id).where(due)
     if app_ids is not None:
-        query = query.where(OutboxRow.app_id.in_(app_ids))
-    query = query.order_by(OutboxRow.next_attempt_at, OutboxRow.id).limit(limit)
+        pick = pick.where(OutboxRow.app_id.in_(app_ids))
+    pick = pick.order_by(OutboxRow.next_attempt_at, OutboxRow.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
-        # Only the outbox rows: the other side of an outer join cannot be locked.
-        query = query.with_for_update(skip_locked=True, of=OutboxRow)
+        pick = pick.with_for_update(skip_locked=True)
+    ids = list(session.scalars(pick))
+    if not ids:
+        return []
+    query = (
+        select(
+            OutboxRow.id,
+            OutboxRow.app_id,
+            OutboxRow.kind,
+            OutboxRow.trace_id,
+            OutboxRow.score_id,
+            # A row sent as stored does not need its trace info: not read (SQLite evaluates
+            # the CASE lazily, so the record is never touched); ``payload_of`` loads it.
+            case(
+                (OutboxWire.outbox_id.is_(None), OutboxPayload.payload), else_=None
+            ).label("payload"),
+            OutboxRow.payload_bytes,
+            OutboxRow.attempts,
+            OutboxRow.created_at,
+            OutboxRow.queued_at,
+            OutboxWire.wire_format,
+            OutboxWire.body,
+            OutboxWire.observation_count,
+        )
+        .outerjoin(OutboxPayload, OutboxPayload.outbox_id == OutboxRow.id)
+        .outerjoin(OutboxWire, OutboxWire.outbox_id == OutboxRow.id)
+        .where(OutboxRow.id.in_(ids))
+    )
+    order = {row_id: n for n, row_id in enumerate(ids)}
     rows = [
         ClaimedRow(
             id=r.id,
@@ -134,7 +143,7 @@ def claim_due(
             wire=r.body,
             wire_observations=r.observation_count or 0,
         )
-        for r in session.execute(query)
+        for r in sorted(session.execute(query), key=lambda r: order[r.id])
     ]
     if rows:
         session.execute(
