@@ -68,7 +68,7 @@ class Settings(BaseSettings):
         default=True,
         description=(
             "Build and encode each routed trace when it is recorded, so workers send stored "
-            "bytes (more request-path CPU, about twice the worker throughput)."
+            "bytes (more request-path CPU, two to three times the worker throughput)."
         ),
     )
     embedded_dispatcher: bool = Field(
