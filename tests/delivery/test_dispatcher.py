@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from opstrail.collector.testing import CollectorHandle, running_collector
@@ -18,7 +18,7 @@ from opstrail.errors import DeliveryError
 from opstrail.services.delivery_status import delivery_status, trace_delivery
 from opstrail.services.trace_recording import record_feedback
 from opstrail.settings import Settings
-from opstrail.storage.tables.outbox import OutboxAck
+from opstrail.storage.tables.outbox import OutboxAck, OutboxWire
 from opstrail.tracing import samples
 from opstrail.tracing.build import build_trace
 from opstrail.tracing.info import RootTraceInfo
@@ -298,6 +298,9 @@ def test_dispatcher_splits_and_shrinks_when_destination_answers_413(
         noise = " ".join(uuid.uuid4().hex for _ in range(4000))
         huge = helpers.message_for(app_id, query=noise)
         helpers.record(session_factory, settings, [*small, huge])
+        with session_factory() as session:
+            stored = session.scalar(select(func.count()).select_from(OutboxWire))
+        assert stored == (7 if encode_at_record else 0)
         dispatcher = helpers.dispatcher(settings, session_factory)
         helpers.drain(dispatcher)
         dispatcher.close()

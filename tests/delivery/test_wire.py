@@ -157,27 +157,39 @@ def _must_not_decode(*_: object) -> None:
     raise AssertionError("a stored trace was decoded")
 
 
-def test_dispatcher_drops_stored_body_once_delivered_and_prune_drops_cancelled_ones(
+def test_stored_bodies_are_dropped_when_rows_settle_by_delivery_cancel_or_age(
     settings: Settings, session_factory: sessionmaker[Session], app_id: str
 ) -> None:
     """Bodies live only while a row waits: delivery drops them in the outcome's transaction,
-    and the maintenance pass drops those of rows cancelled by a configuration change."""
+    a configuration change with the cancel, and the maintenance pass those of rows
+    dead-lettered by age; the trace info of every row stays."""
     helpers.record(session_factory, settings, [helpers.message_for(app_id) for _ in range(3)])
     assert len(_wire(session_factory)) == 3
     dispatcher = helpers.dispatcher(settings, session_factory)
     helpers.drain(dispatcher)
     assert helpers.states(session_factory) == {"delivered": 3}
-    assert _wire(session_factory) == {}
     with session_factory() as session:
         assert session.scalar(select(func.count()).select_from(OutboxWire)) == 0
 
     helpers.record(session_factory, settings, [helpers.message_for(app_id) for _ in range(2)])
+    assert len(_wire(session_factory)) == 2
     with session_factory() as session:
         assert cancel_pending(session, app_id) == 2
+        session.commit()
+    assert _wire(session_factory) == {}
+
+    helpers.record(session_factory, settings, [helpers.message_for(app_id) for _ in range(2)])
+    with session_factory() as session:
+        session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.state == "pending")
+            .values(queued_at=utcnow() - timedelta(days=30))
+        )
         session.commit()
     assert len(_wire(session_factory)) == 2
     dispatcher.maintain()
     dispatcher.close()
+    assert helpers.states(session_factory) == {"delivered": 3, "cancelled": 2, "dead": 2}
     assert _wire(session_factory) == {}
     assert all(row.payload is not None for row in helpers.rows(session_factory))
 
@@ -328,3 +340,132 @@ def test_claim_sorts_ids_alone_and_reads_bodies_of_claimed_rows_only(
     reads = [s for s in statements if "outbox_wire.body" in s]
     assert len(reads) == 1
     assert "ORDER BY" not in reads[0] and "LIMIT" not in reads[0]
+
+
+def test_export_of_a_cancelled_row_never_sends_its_stored_body(
+    collector: CollectorHandle, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    """A run recorded under the full policy, cancelled by a configuration change, then
+    exported under metadata-only: what arrives follows the new policy (the stored body, built
+    under the old one, is dropped with the cancel and never sent)."""
+    from opstrail.services.export import start_export
+    from opstrail.services.tracing_settings import PolicyInput, delete_config, set_policy
+
+    app_id = helpers.create_app(session_factory)
+    helpers.configure_tracing(session_factory, settings, app_id, collector.url)
+    secret = "alice@example.com wants her invoice"
+    info = helpers.message_for(app_id, query=secret)
+    helpers.record(session_factory, settings, [info])
+    assert len(_wire(session_factory)) == 1
+    with session_factory() as session:
+        delete_config(session, tenant_id=None, app_id=app_id, provider="langfuse")
+        session.commit()
+    assert _wire(session_factory) == {}  # dropped with the cancel
+    with session_factory() as session:
+        set_policy(session, tenant_id=None, app_id=app_id,
+                   change=PolicyInput(content_mode="metadata-only"))
+        session.commit()
+    helpers.configure_tracing(session_factory, settings, app_id, collector.url)
+    with session_factory() as session:
+        plan = start_export(session, settings, app_id=app_id)
+    assert len(plan.row_ids) == 1
+    dispatcher = helpers.dispatcher(settings, session_factory)
+    helpers.drain(dispatcher)
+    dispatcher.close()
+    assert helpers.states(session_factory) == {"delivered": 1}
+    received = collector.trace(build_trace(info).id)
+    assert received is not None and "alice@example.com" not in str(received)
+
+
+def test_export_drops_a_body_still_stored_for_a_requeued_row(
+    collector: CollectorHandle,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    app_id: str,
+) -> None:
+    """Export re-queues rows through their trace info only: a body left on a row (here: a
+    dead row whose body a crash kept) is deleted when the row is queued again."""
+    from opstrail.services.export import start_export
+
+    helpers.record(session_factory, settings, [helpers.message_for(app_id)])
+    with session_factory() as session:
+        session.execute(update(OutboxRow).values(state="dead"))
+        session.commit()
+    assert len(_wire(session_factory)) == 1
+    with session_factory() as session:
+        start_export(session, settings, app_id=app_id)
+    assert _wire(session_factory) == {}
+
+
+def test_dispatcher_dead_letters_only_the_trace_that_fails_to_encode(
+    collector: CollectorHandle,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    app_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A trace built at send time whose encoding raises is dead-lettered with the reason;
+    the other traces of its request are delivered."""
+    from opstrail.exporters.otlp.exporter import OtlpExporter
+
+    built = settings.model_copy(update={"encode_at_record": False})
+    infos = [helpers.message_for(app_id) for _ in range(4)]
+    victim = build_trace(infos[2]).id
+    helpers.record(session_factory, built, infos)
+    original = OtlpExporter.encode
+
+    def encode(self: OtlpExporter, trace: Any) -> Any:
+        if trace.id == victim:
+            raise RuntimeError("encoder bug")
+        return original(self, trace)
+
+    monkeypatch.setattr(OtlpExporter, "encode", encode)
+    dispatcher = helpers.dispatcher(built, session_factory)
+    helpers.drain(dispatcher)
+    dispatcher.close()
+    by_trace = {r.trace_id: r for r in helpers.rows(session_factory)}
+    assert (by_trace[victim].state, by_trace[victim].last_error_code) == ("dead", "encode_failed")
+    assert {t for t, r in by_trace.items() if r.state == "delivered"} == set(by_trace) - {victim}
+
+
+def test_dispatcher_retries_a_row_whose_trace_info_cannot_be_read(
+    collector: CollectorHandle,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    app_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A database error while reading a stored row's trace info (needed here for a body of
+    another format) retries that row later; the cycle and the other rows go on."""
+    helpers.record(session_factory, settings, [helpers.message_for(app_id) for _ in range(3)])
+    with session_factory() as session:
+        first = session.scalars(select(OutboxWire).order_by(OutboxWire.outbox_id)).first()
+        assert first is not None
+        first.wire_format = "otlp-spans/0"
+        stale = first.outbox_id
+        session.commit()
+
+    def broken(*_: object, **__: object) -> None:
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(repo, "payload_of", broken)
+    dispatcher = helpers.dispatcher(settings, session_factory)
+    dispatcher.run_once()
+    dispatcher.close()
+    states = {r.id: (r.state, r.last_error_code) for r in helpers.rows(session_factory)}
+    assert states.pop(stale) == ("retrying", "database_error")
+    assert set(states.values()) == {("delivered", None)}
+
+
+def test_dispatcher_keeps_the_body_of_a_row_whose_lease_it_lost(
+    settings: Settings, session_factory: sessionmaker[Session], app_id: str
+) -> None:
+    """Bodies are dropped only for rows now in a final state: a row another dispatcher took
+    over (still due) keeps its body."""
+    helpers.record(session_factory, settings, [helpers.message_for(app_id) for _ in range(2)])
+    ids = [r.id for r in helpers.rows(session_factory)]
+    with session_factory() as session:
+        session.execute(update(OutboxRow).where(OutboxRow.id == ids[0]).values(state="delivered"))
+        repo.drop_wire(session, ids=ids, settled_only=True)
+        session.commit()
+    assert len(_wire(session_factory)) == 1

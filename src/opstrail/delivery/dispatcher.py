@@ -481,7 +481,13 @@ class Dispatcher:
         breaker = self._breakers.setdefault(destination.key, CircuitBreaker())
         if self._held_back(breaker, items):
             return
-        exporter = self._exporter(destination)
+        try:
+            exporter = self._exporter(destination)
+        except Exception as exc:  # one destination's exporter must not cost the whole cycle
+            log.exception("dispatcher %s: no exporter for %s", self.owner, destination.key)
+            self._fail_all(items, "exporter_error", f"{type(exc).__name__}: {exc}",
+                           delay_state="error")
+            return
         wire_format = exporter.wire_format if isinstance(exporter, EncodingExporter) else None
         traces: list[_Item] = []
         scores: list[_Item] = []
@@ -531,8 +537,14 @@ class Dispatcher:
         row = item.row
         payload = row.payload
         if payload is None and row.wire is not None:  # the claim skipped it: read it now
-            with self._sessions() as session:
-                payload = repo.payload_of(session, row.id)
+            try:
+                with self._sessions() as session:
+                    payload = repo.payload_of(session, row.id)
+            except Exception as exc:  # the database, not the row: try again later
+                log.exception("dispatcher %s: reading outbox row %s failed", self.owner, row.id)
+                self._fail_all([item], "database_error", f"{type(exc).__name__}: {exc}",
+                               delay_state="error")
+                return
         if payload is None:
             self._judge(item, _Verdict.DEAD, "payload_pruned", "the stored record was pruned")
             return
@@ -585,7 +597,7 @@ class Dispatcher:
             exporter = self._exporter(destination)
             if isinstance(exporter, EncodingExporter):
                 result = exporter.export_encoded(
-                    [self._encoded(exporter, item) for item in items], destination
+                    [item.encoded for item in items if item.encoded is not None], destination
                 )
             else:
                 traces = [item.trace for item in items if item.trace is not None]
@@ -597,19 +609,18 @@ class Dispatcher:
             self._metrics.requests.labels(destination.key, result.outcome.value).inc()
         return result
 
-    @staticmethod
-    def _encoded(exporter: EncodingExporter, item: _Item) -> EncodedTrace:
-        encoded = item.encoded
-        if encoded is None or encoded.wire_format != exporter.wire_format:
-            assert item.trace is not None  # _ready built it
-            encoded = item.encoded = exporter.encode(item.trace)
-        return encoded
-
     def _ready(self, destination: Destination, items: list[_Item]) -> list[_Item]:
-        """The items the destination's exporter can take as they are; the others are built
-        from their trace info first (a stored body of another format, or a path switch), and
-        those that do not build drop out with their verdict."""
-        exporter = self._exporter(destination)
+        """The items the destination's exporter can take: those it cannot take as they are
+        are built from their trace info (a stored body of another format, a path switch) and,
+        for an encoding exporter, encoded; an item that fails either drops out with its
+        verdict, so one bad trace never holds back the others of its request."""
+        try:
+            exporter = self._exporter(destination)
+        except Exception as exc:
+            log.exception("dispatcher %s: no exporter for %s", self.owner, destination.key)
+            self._fail_all(items, "exporter_error", f"{type(exc).__name__}: {exc}",
+                           delay_state="error")
+            return []
         wire_format = exporter.wire_format if isinstance(exporter, EncodingExporter) else None
         ready: list[_Item] = []
         for item in items:
@@ -618,6 +629,18 @@ class Dispatcher:
             ):
                 self._build(item)
                 if item.verdict is not None:
+                    continue
+            if isinstance(exporter, EncodingExporter) and (
+                item.encoded is None or item.encoded.wire_format != wire_format
+            ):
+                assert item.trace is not None  # built above
+                try:
+                    item.encoded = exporter.encode(item.trace)
+                except Exception as exc:  # an encoder bug on one trace
+                    log.exception("dispatcher %s: encoding outbox row %s failed", self.owner,
+                                  item.row.id)
+                    self._judge(item, _Verdict.DEAD, "encode_failed",
+                                f"{type(exc).__name__}: {exc}")
                     continue
             ready.append(item)
         return ready
@@ -870,7 +893,7 @@ class Dispatcher:
             repo.apply_updates(session, owner=self.owner, updates=updates, now=now)
             if release:
                 repo.release_leases(session, owner=self.owner, ids=release)
-            repo.drop_wire(session, ids=settled_wire)
+            repo.drop_wire(session, ids=settled_wire, settled_only=True)
             for key, ids in acks.items():
                 repo.record_acks(session, destination_key=key, outbox_ids=ids, now=now)
             for app_id, note in notes.items():

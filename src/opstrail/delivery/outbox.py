@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import CursorResult, Table, insert, update
+from sqlalchemy import CursorResult, Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from opstrail.delivery import codec
@@ -206,6 +206,21 @@ def cancel_pending(session: Session, app_id: str, *, now: datetime | None = None
             updated_at=moment,
             last_error_code="cancelled",
             last_error_message="tracing configuration removed or replaced",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    # Their stored bodies go too: a later export builds from the trace info and the policy
+    # of that time (the configuration change may have come with a stricter policy).
+    session.execute(
+        delete(OutboxWire)
+        .where(
+            select(OutboxRow.id)
+            .where(
+                OutboxRow.id == OutboxWire.outbox_id,
+                OutboxRow.app_id == app_id,
+                OutboxRow.state == OutboxState.CANCELLED.value,
+            )
+            .exists()
         )
         .execution_options(synchronize_session=False)
     )

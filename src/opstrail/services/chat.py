@@ -326,6 +326,9 @@ class MessageRun:
             message.suggested_questions = list(outcome.suggested_questions)
             message.retriever_resources = [dict(r) for r in outcome.retriever_resources]
             message.updated_at = outcome.trace.end_time
+            # Before this transaction's first write: building and encoding the trace then
+            # does not hold SQLite's write lock.
+            record_trace(session, self.settings, outcome.trace)
             chat_repo.add_thoughts(session, message_id=message.id, thoughts=[
                 {
                     "id": t.id, "position": t.position, "thought": t.thought, "tool": t.tool,
@@ -339,7 +342,6 @@ class MessageRun:
                 conversation = session.get(Conversation, message.conversation_id)
                 if conversation is not None:
                     chat_repo.touch_conversation(session, conversation=conversation)
-            record_trace(session, self.settings, outcome.trace)
             session.commit()
         self.outcome = outcome
 

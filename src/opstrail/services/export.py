@@ -23,6 +23,7 @@ from opstrail.delivery import codec
 from opstrail.errors import ConfigError, ValidationError
 from opstrail.settings import Settings
 from opstrail.storage.base import utcnow
+from opstrail.storage.repos import outbox as repo
 from opstrail.storage.tables.outbox import OutboxAck, OutboxRow, OutboxState
 from opstrail.tracing.info import FeedbackInfo
 from opstrail.tracing.policy import apply_feedback_policy, apply_policy
@@ -142,6 +143,9 @@ def start_export(
     now = utcnow()
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
+        # An export goes through the current builder and policy: a body stored when the
+        # row was recorded (a cancelled row may still have one) is never sent.
+        repo.drop_wire(session, ids=chunk)
         if policy.mode != "full":
             _refilter(session, chunk, policy)
         session.execute(

@@ -32,6 +32,7 @@ from opstrail.tracing.policy import (
     apply_feedback_policy,
     apply_policy,
     feedback_trace_id,
+    root_trace_id,
 )
 
 log = logging.getLogger(__name__)
@@ -73,11 +74,14 @@ def _encode_now(
     again, dead-letters the row with the reason, so the run itself never fails for it)."""
     if not settings.encode_at_record or recording.ingestion_path is None:
         return None
-    encoder = record_encoder(IngestionPath(recording.ingestion_path))
-    if encoder is None:
-        return None
     try:
-        return encoder(build_trace(info, build_options(settings)))
+        encoder = record_encoder(IngestionPath(recording.ingestion_path))
+        if encoder is None:
+            return None
+        encoded = encoder(build_trace(info, build_options(settings)))
+        if encoded.trace_id != root_trace_id(info):
+            raise ValueError(f"built trace {encoded.trace_id} is not {root_trace_id(info)}")
+        return encoded
     except Exception:  # the request-path boundary: recording must not fail the run
         log.exception("building trace of app %s at record time failed", info.context.app_id)
         return None

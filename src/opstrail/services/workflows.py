@@ -442,6 +442,12 @@ def store_outcome(session: Session, settings: Settings, result: RunResult, *,
     adds its own rows, e.g. the chatflow message, and commits). ``suggested`` are the
     follow-up questions of a chatflow turn, which belong in the run's trace."""
     setup, outcome = result.setup, result.outcome
+    # The trace first: building and encoding it (record_trace) then happens before this
+    # transaction's first write, not while it holds SQLite's write lock.
+    info = trace_info(result)
+    if suggested is not None:
+        info = replace(info, suggested_question=suggested)
+    record_trace(session, settings, info)
     run = workflow_repo.finish_run(
         session,
         workflow_run_id=setup.workflow_run_id,
@@ -459,10 +465,6 @@ def store_outcome(session: Session, settings: Settings, result: RunResult, *,
     workflow_repo.add_node_executions(
         session, [node_row(setup.app.id, setup.workflow_run_id, e)
                   for e in outcome.node_executions])
-    info = trace_info(result)
-    if suggested is not None:
-        info = replace(info, suggested_question=suggested)
-    record_trace(session, settings, info)
     return run
 
 

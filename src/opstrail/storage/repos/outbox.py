@@ -13,7 +13,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from opstrail.storage.tables.outbox import (
@@ -321,23 +333,36 @@ def prune_payloads(session: Session, *, now: datetime, retention: timedelta) -> 
         .values(updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    result = session.execute(
-        delete(OutboxPayload)
-        .where(OutboxPayload.outbox_id.in_(select(OutboxRow.id).where(expired)))
-        .execution_options(synchronize_session=False)
-    )
+    # Retention is where trace content must really go: on SQLite the freed pages are zeroed
+    # for this delete (connections otherwise use FAST, see storage.engine).
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    if sqlite:
+        session.execute(text("PRAGMA secure_delete=ON"))
+    try:
+        result = session.execute(
+            delete(OutboxPayload)
+            .where(OutboxPayload.outbox_id.in_(select(OutboxRow.id).where(expired)))
+            .execution_options(synchronize_session=False)
+        )
+    finally:
+        if sqlite:
+            session.execute(text("PRAGMA secure_delete=FAST"))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def drop_wire(session: Session, *, ids: Sequence[int]) -> None:
-    """Delete the wire bodies of these rows (they reached a final state); the trace info
-    stays."""
-    if ids:
-        session.execute(
-            delete(OutboxWire)
-            .where(OutboxWire.outbox_id.in_(ids))
-            .execution_options(synchronize_session=False)
+def drop_wire(session: Session, *, ids: Sequence[int], settled_only: bool = False) -> None:
+    """Delete the wire bodies of these rows; the trace info stays. ``settled_only``: only of
+    those now in a final state (a dispatcher that lost a row's lease leaves its body)."""
+    if not ids:
+        return
+    statement = delete(OutboxWire).where(OutboxWire.outbox_id.in_(ids))
+    if settled_only:
+        statement = statement.where(
+            select(OutboxRow.id)
+            .where(OutboxRow.id == OutboxWire.outbox_id, OutboxRow.state.in_(FINAL_STATES))
+            .exists()
         )
+    session.execute(statement.execution_options(synchronize_session=False))
 
 
 def prune_wire(session: Session) -> int:
