@@ -5,6 +5,7 @@ Everything runs against a real collector over loopback HTTP."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -469,3 +470,27 @@ def test_dispatcher_keeps_the_body_of_a_row_whose_lease_it_lost(
         repo.drop_wire(session, ids=ids, settled_only=True)
         session.commit()
     assert len(_wire(session_factory)) == 1
+
+
+def test_stored_body_over_the_request_cap_is_built_fitted_and_delivered(
+    collector: CollectorHandle,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    app_id: str,
+) -> None:
+    """A recorded trace larger than the exporter's 4 MB request cap is not sent as stored:
+    it is built from its info, its largest fields cut to fit the cap (the exporter's fit,
+    see test_otlp_encode_fits_a_trace_over_the_cap_with_truncation_markers), and delivered
+    with a visible truncation marker."""
+    text = " ".join(uuid.uuid4().hex for _ in range(150_000))  # about 4.95 MB
+    info = helpers.message_for(app_id, query=text)
+    helpers.record(session_factory, settings, [info])
+    [stored] = _wire(session_factory).values()
+    assert len(stored.body) > 4 * 1024 * 1024
+    dispatcher = helpers.dispatcher(settings, session_factory)
+    helpers.drain(dispatcher)
+    dispatcher.close()
+    assert helpers.states(session_factory) == {"delivered": 1}
+    received = collector.trace(build_trace(info).id)
+    assert received is not None and "truncated" in str(received)
+    assert len(received["observations"]) == 5

@@ -262,3 +262,26 @@ def test_otlp_export_encoded_refuses_bodies_of_another_format(client: httpx.Clie
     other = replace(exporter.encode(chat_trace()), wire_format="otlp-spans/0")
     with pytest.raises(ValueError, match="otlp-spans/1"):
         exporter.export_encoded([other], Destination("http://127.0.0.1:9", "pk", "sk"))
+
+
+def test_otlp_encode_fits_a_trace_over_the_cap_with_truncation_markers(
+    langfuse: ScriptedServer, client: httpx.Client
+) -> None:
+    """Encoding a built trace larger than the request cap cuts its largest fields to fit,
+    so it is sent (marked truncated) instead of refused."""
+    trace = chat_trace()
+    big = replace(trace.observations[4], output="z" * 300_000)
+    trace = replace(trace, observations=(*trace.observations[:4], big, *trace.observations[5:]))
+    cap = 100_000
+    exporter = OtlpExporter(client, max_request_bytes=cap)
+    encoded = exporter.encode(trace)
+    assert cap // 2 < len(encoded.body) <= cap  # cut to fit, not to half
+    result = exporter.export_encoded([encoded], destination_for(langfuse))
+    assert result.outcome is Outcome.DELIVERED
+    (request,) = langfuse.received(OTLP_PATH)
+    assert len(request.body) <= cap
+    spans = (
+        ExportTraceServiceRequest.FromString(request.body).resource_spans[0].scope_spans[0].spans
+    )
+    llm = next(attributes(s) for s in spans if s.name == "llm")
+    assert "…[truncated " in llm["langfuse.observation.output"]

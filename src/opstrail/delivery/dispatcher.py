@@ -680,7 +680,10 @@ class Dispatcher:
             if action.kind is ActionKind.SWITCH_PATH:
                 wrong_path.append(item)
             elif action.kind is ActionKind.SPLIT:
-                self._shrink_and_resend(destination, item, message, path_switched)
+                self._shrink_and_resend(
+                    destination, item, message, path_switched,
+                    over_own_cap=detail is not None and not detail.sent,
+                )
             else:
                 self._apply(item, action, message, destination)
         if wrong_path:
@@ -718,13 +721,28 @@ class Dispatcher:
         self._paths[destination.key] = path
 
     def _shrink_and_resend(
-        self, destination: Destination, item: _Item, message: str, path_switched: bool
+        self,
+        destination: Destination,
+        item: _Item,
+        message: str,
+        path_switched: bool,
+        *,
+        over_own_cap: bool = False,
     ) -> None:
+        """Cut a trace that was too large and send it again. ``over_own_cap``: the exporter
+        refused a stored body over its request cap without sending it; the trace is then
+        built and re-encoded by the exporter, which fits it exactly to that cap, instead of
+        being halved for an unknown server limit."""
         from opstrail.exporters.limits import estimate_size, shrink_trace
 
         if item.trace is None:  # sent as stored: build it to cut its fields
             self._build(item)
             if item.trace is None:
+                return
+            if over_own_cap and item.shrink_rounds < MAX_SHRINK_ROUNDS:
+                item.encoded = None
+                item.shrink_rounds += 1
+                self._send(destination, [item], path_switched=path_switched)
                 return
         if item.shrink_rounds >= MAX_SHRINK_ROUNDS:
             self._judge(item, _Verdict.DEAD, "too_large", f"still too large after shrinking: {message}")

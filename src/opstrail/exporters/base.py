@@ -62,11 +62,15 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class TraceResult:
-    """The outcome of one trace inside a batch (a 207 answer reports per event)."""
+    """The outcome of one trace inside a batch (a 207 answer reports per event).
+
+    ``sent`` is false for a trace the exporter refused before sending (over its own cap).
+    """
 
     trace_id: str
     outcome: Outcome
     message: str = ""
+    sent: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,10 @@ def _encoded_size(trace: Trace) -> int:
     return len(encode_bytes([trace]))
 
 
+def _spans_size(trace: Trace) -> int:
+    return len(encode_spans(trace))
+
+
 def encode_trace(trace: Trace) -> EncodedTrace:
     """The trace's spans in ``WIRE_FORMAT``, as the outbox stores them (pure)."""
     return EncodedTrace(trace.id, WIRE_FORMAT, encode_spans(trace), len(trace.observations))
@@ -120,8 +124,13 @@ class OtlpExporter(HttpExporter):
     wire_format: str = WIRE_FORMAT
 
     def encode(self, trace: Trace) -> EncodedTrace:
-        """The trace's spans in ``WIRE_FORMAT``, as the outbox stores them."""
-        return encode_trace(trace)
+        """The trace's spans in ``WIRE_FORMAT``; a trace over the request cap has its largest
+        fields cut to fit it (with truncation markers), as ``export`` does."""
+        encoded = encode_trace(trace)
+        cap = self._max_request_bytes - _HEAD_ALLOWANCE
+        if len(encoded.body) <= cap:
+            return encoded
+        return encode_trace(shrink_trace(trace, cap, measure=_spans_size))
 
     def export_encoded(
         self, traces: Sequence[EncodedTrace], destination: Destination
@@ -148,6 +157,7 @@ class OtlpExporter(HttpExporter):
                     trace.trace_id,
                     Outcome.TOO_LARGE,
                     f"trace is {len(trace.body)} bytes (cap {self._max_request_bytes})",
+                    sent=False,
                 )
                 continue
             if not chunks or size + len(trace.body) > cap:
