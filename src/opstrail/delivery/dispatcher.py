@@ -237,6 +237,7 @@ class Dispatcher:
         self.owner = owner or owner_id()
         self._rng = rng or random.Random()
         self._exporters: dict[tuple[str, IngestionPath], Exporter] = {}
+        self._encoding: dict[int, EncodingExporter] = {}  # by id() of a cached exporter
         self._exporters_lock = threading.Lock()
         self._breakers: dict[str, CircuitBreaker] = {}
         self._paths: dict[str, IngestionPath] = {}
@@ -363,6 +364,7 @@ class Dispatcher:
         with self._exporters_lock:
             exporters = list(self._exporters.values())
             self._exporters.clear()
+            self._encoding.clear()
         for exporter in exporters:
             try:
                 exporter.close()
@@ -488,7 +490,8 @@ class Dispatcher:
             self._fail_all(items, "exporter_error", f"{type(exc).__name__}: {exc}",
                            delay_state="error")
             return
-        wire_format = exporter.wire_format if isinstance(exporter, EncodingExporter) else None
+        encoding = self._encoding_exporter(exporter)
+        wire_format = encoding.wire_format if encoding is not None else None
         traces: list[_Item] = []
         scores: list[_Item] = []
         for item in items:
@@ -590,13 +593,22 @@ class Dispatcher:
             exporter = self._exporters.get(key)
             if exporter is None:
                 exporter = self._exporters[key] = self._exporter_for(destination)
+                # Checked once: a runtime protocol check walks the protocol's members, which
+                # cost about as much as a small statement when done on every use.
+                if isinstance(exporter, EncodingExporter):
+                    self._encoding[id(exporter)] = exporter
             return exporter
+
+    def _encoding_exporter(self, exporter: Exporter) -> EncodingExporter | None:
+        """``exporter`` if it takes encoded traces, else ``None``."""
+        return self._encoding.get(id(exporter))
 
     def _export(self, destination: Destination, items: list[_Item]) -> ExportResult:
         try:
             exporter = self._exporter(destination)
-            if isinstance(exporter, EncodingExporter):
-                result = exporter.export_encoded(
+            encoding = self._encoding_exporter(exporter)
+            if encoding is not None:
+                result = encoding.export_encoded(
                     [item.encoded for item in items if item.encoded is not None], destination
                 )
             else:
@@ -621,7 +633,8 @@ class Dispatcher:
             self._fail_all(items, "exporter_error", f"{type(exc).__name__}: {exc}",
                            delay_state="error")
             return []
-        wire_format = exporter.wire_format if isinstance(exporter, EncodingExporter) else None
+        encoding = self._encoding_exporter(exporter)
+        wire_format = encoding.wire_format if encoding is not None else None
         ready: list[_Item] = []
         for item in items:
             if item.trace is None and (
@@ -630,12 +643,12 @@ class Dispatcher:
                 self._build(item)
                 if item.verdict is not None:
                     continue
-            if isinstance(exporter, EncodingExporter) and (
+            if encoding is not None and (
                 item.encoded is None or item.encoded.wire_format != wire_format
             ):
                 assert item.trace is not None  # built above
                 try:
-                    item.encoded = exporter.encode(item.trace)
+                    item.encoded = encoding.encode(item.trace)
                 except Exception as exc:  # an encoder bug on one trace
                     log.exception("dispatcher %s: encoding outbox row %s failed", self.owner,
                                   item.row.id)
