@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import socket
 from dataclasses import replace
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from exporters.wire import attributes, check_otlp
 from opstrail import __version__
 from opstrail.exporters.base import Destination, Outcome
 from opstrail.exporters.otlp.exporter import OTLP_PATH, OtlpExporter
+from opstrail.tracing.tree import Trace
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -160,22 +162,30 @@ def test_otlp_export_stops_after_unauthorized(
     assert all(result.outcome_of(t.id) is Outcome.UNAUTHORIZED for t in traces)
 
 
+def _chat_trace_with_big_output() -> Trace:
+    """A chat trace whose llm output alone is 300 KB."""
+    trace = chat_trace()
+    big = replace(trace.observations[4], output="z" * 300_000)
+    return replace(trace, observations=(*trace.observations[:4], big, *trace.observations[5:]))
+
+
+def _llm_attributes(body: bytes) -> dict[str, Any]:
+    """The attributes of the span named ``llm`` in a request body."""
+    spans = ExportTraceServiceRequest.FromString(body).resource_spans[0].scope_spans[0].spans
+    return next(attributes(s) for s in spans if s.name == "llm")
+
+
 def test_otlp_export_truncates_a_trace_over_the_cap(
     langfuse: ScriptedServer, client: httpx.Client
 ) -> None:
     """A single trace over the cap is sent with its largest field cut and marked."""
-    trace = chat_trace()
-    big = replace(trace.observations[4], output="z" * 300_000)
-    trace = replace(trace, observations=(*trace.observations[:4], big, *trace.observations[5:]))
+    trace = _chat_trace_with_big_output()
     cap = 100_000
     result = OtlpExporter(client, max_request_bytes=cap).export([trace], destination_for(langfuse))
     assert result.outcome is Outcome.DELIVERED
     (request,) = langfuse.received(OTLP_PATH)
     assert len(request.body) <= cap
-    spans = (
-        ExportTraceServiceRequest.FromString(request.body).resource_spans[0].scope_spans[0].spans
-    )
-    llm = next(attributes(s) for s in spans if s.name == "llm")
+    llm = _llm_attributes(request.body)
     assert "…[truncated " in llm["langfuse.observation.output"]
     assert llm["langfuse.observation.metadata.opstrail_truncated"] is True
 
@@ -269,9 +279,7 @@ def test_otlp_encode_fits_a_trace_over_the_cap_with_truncation_markers(
 ) -> None:
     """Encoding a built trace larger than the request cap cuts its largest fields to fit,
     so it is sent (marked truncated) instead of refused."""
-    trace = chat_trace()
-    big = replace(trace.observations[4], output="z" * 300_000)
-    trace = replace(trace, observations=(*trace.observations[:4], big, *trace.observations[5:]))
+    trace = _chat_trace_with_big_output()
     cap = 100_000
     exporter = OtlpExporter(client, max_request_bytes=cap)
     encoded = exporter.encode(trace)
@@ -280,8 +288,5 @@ def test_otlp_encode_fits_a_trace_over_the_cap_with_truncation_markers(
     assert result.outcome is Outcome.DELIVERED
     (request,) = langfuse.received(OTLP_PATH)
     assert len(request.body) <= cap
-    spans = (
-        ExportTraceServiceRequest.FromString(request.body).resource_spans[0].scope_spans[0].spans
-    )
-    llm = next(attributes(s) for s in spans if s.name == "llm")
+    llm = _llm_attributes(request.body)
     assert "…[truncated " in llm["langfuse.observation.output"]

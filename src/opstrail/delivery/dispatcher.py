@@ -81,6 +81,8 @@ MAX_SHRINK_ROUNDS: Final = 8
 WIRE_BYTES_PER_PAYLOAD_BYTE: Final = {IngestionPath.OTLP: 2.8, IngestionPath.LEGACY: 1.1}
 
 TraceBuilder = Callable[[RootTraceInfo], Trace]
+# An exporter, and the same exporter again when it takes encoded traces (else ``None``).
+_Exporters = tuple[Exporter, EncodingExporter | None]
 ScoreBuilder = Callable[[FeedbackInfo], Score | None]
 
 
@@ -236,8 +238,10 @@ class Dispatcher:
         self._metrics = metrics
         self.owner = owner or owner_id()
         self._rng = rng or random.Random()
-        self._exporters: dict[tuple[str, IngestionPath], Exporter] = {}
-        self._encoding: dict[int, EncodingExporter] = {}  # by id() of a cached exporter
+        # Each exporter with itself again when it takes encoded traces: a runtime protocol
+        # check walks the protocol's members, about the cost of a small statement, so it is
+        # done once per exporter, not on every use.
+        self._exporters: dict[tuple[str, IngestionPath], _Exporters] = {}
         self._exporters_lock = threading.Lock()
         self._breakers: dict[str, CircuitBreaker] = {}
         self._paths: dict[str, IngestionPath] = {}
@@ -362,9 +366,8 @@ class Dispatcher:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
         with self._exporters_lock:
-            exporters = list(self._exporters.values())
+            exporters = [exporter for exporter, _ in self._exporters.values()]
             self._exporters.clear()
-            self._encoding.clear()
         for exporter in exporters:
             try:
                 exporter.close()
@@ -483,20 +486,12 @@ class Dispatcher:
         breaker = self._breakers.setdefault(destination.key, CircuitBreaker())
         if self._held_back(breaker, items):
             return
-        try:
-            exporter = self._exporter(destination)
-        except Exception as exc:  # one destination's exporter must not cost the whole cycle
-            log.exception("dispatcher %s: no exporter for %s", self.owner, destination.key)
-            self._fail_all(items, "exporter_error", f"{type(exc).__name__}: {exc}",
-                           delay_state="error")
-            return
-        encoding = self._encoding_exporter(exporter)
-        wire_format = encoding.wire_format if encoding is not None else None
         traces: list[_Item] = []
         scores: list[_Item] = []
         for item in items:
             row = item.row
-            if wire_format is not None and row.wire is not None and row.wire_format == wire_format:
+            if row.wire is not None and row.wire_format is not None:
+                # Sent as stored if the exporter takes this format; else built (``_ready``).
                 item.encoded = EncodedTrace(
                     row.trace_id, row.wire_format, row.wire, row.wire_observations
                 )
@@ -587,26 +582,22 @@ class Dispatcher:
             chunks.append(current)
         return chunks
 
-    def _exporter(self, destination: Destination) -> Exporter:
+    def _exporter(self, destination: Destination) -> _Exporters:
+        """The destination's exporter, and the same again if it takes encoded traces."""
         key = (destination.key, destination.path)
         with self._exporters_lock:
-            exporter = self._exporters.get(key)
-            if exporter is None:
-                exporter = self._exporters[key] = self._exporter_for(destination)
-                # Checked once: a runtime protocol check walks the protocol's members, which
-                # cost about as much as a small statement when done on every use.
-                if isinstance(exporter, EncodingExporter):
-                    self._encoding[id(exporter)] = exporter
-            return exporter
+            pair = self._exporters.get(key)
+            if pair is None:
+                exporter = self._exporter_for(destination)
+                encoding = exporter if isinstance(exporter, EncodingExporter) else None
+                pair = self._exporters[key] = (exporter, encoding)
+            return pair
 
-    def _encoding_exporter(self, exporter: Exporter) -> EncodingExporter | None:
-        """``exporter`` if it takes encoded traces, else ``None``."""
-        return self._encoding.get(id(exporter))
-
-    def _export(self, destination: Destination, items: list[_Item]) -> ExportResult:
+    def _export(
+        self, destination: Destination, exporters: _Exporters, items: list[_Item]
+    ) -> ExportResult:
+        exporter, encoding = exporters
         try:
-            exporter = self._exporter(destination)
-            encoding = self._encoding_exporter(exporter)
             if encoding is not None:
                 result = encoding.export_encoded(
                     [item.encoded for item in items if item.encoded is not None], destination
@@ -621,25 +612,18 @@ class Dispatcher:
             self._metrics.requests.labels(destination.key, result.outcome.value).inc()
         return result
 
-    def _ready(self, destination: Destination, items: list[_Item]) -> list[_Item]:
-        """The items the destination's exporter can take: those it cannot take as they are
-        are built from their trace info (a stored body of another format, a path switch) and,
-        for an encoding exporter, encoded; an item that fails either drops out with its
-        verdict, so one bad trace never holds back the others of its request."""
-        try:
-            exporter = self._exporter(destination)
-        except Exception as exc:
-            log.exception("dispatcher %s: no exporter for %s", self.owner, destination.key)
-            self._fail_all(items, "exporter_error", f"{type(exc).__name__}: {exc}",
-                           delay_state="error")
-            return []
-        encoding = self._encoding_exporter(exporter)
+    def _ready(self, encoding: EncodingExporter | None, items: list[_Item]) -> list[_Item]:
+        """The items the exporter can take: those it cannot take as they are are built from
+        their trace info (a stored body of another format, a legacy destination, a path
+        switch) and, for an encoding exporter, encoded; an item that fails either drops out
+        with its verdict, so one bad trace never holds back the others of its request."""
         wire_format = encoding.wire_format if encoding is not None else None
         ready: list[_Item] = []
         for item in items:
             if item.trace is None and (
                 item.encoded is None or item.encoded.wire_format != wire_format
             ):
+                item.encoded = None  # a body this exporter cannot take was never sent
                 self._build(item)
                 if item.verdict is not None:
                     continue
@@ -662,10 +646,17 @@ class Dispatcher:
         if self._stop.is_set():
             self._release_items(items)
             return
-        items = self._ready(destination, items)
+        try:
+            exporters = self._exporter(destination)
+        except Exception as exc:  # one destination's exporter must not cost the whole cycle
+            log.exception("dispatcher %s: no exporter for %s", self.owner, destination.key)
+            self._fail_all(items, "exporter_error", f"{type(exc).__name__}: {exc}",
+                           delay_state="error")
+            return
+        items = self._ready(exporters[1], items)
         if not items:
             return
-        result = self._export(destination, items)
+        result = self._export(destination, exporters, items)
         self._feed_breaker(destination, result)
         request = result.outcome
         per_trace = bool(result.traces)
@@ -773,7 +764,7 @@ class Dispatcher:
     def _send_score(self, destination: Destination, item: _Item) -> None:
         feedback = item.feedback
         assert feedback is not None
-        exporter = self._exporter(destination)
+        exporter, _ = self._exporter(destination)
         try:
             score = self._build_score(feedback)
             if score is None:

@@ -14,13 +14,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import CursorResult, Table, delete, insert, select, update
+from sqlalchemy import CursorResult, Table, insert, update
 from sqlalchemy.orm import Session
 
 from opstrail.delivery import codec
 from opstrail.exporters.base import EncodedTrace
 from opstrail.ids import score_id as make_score_id
 from opstrail.storage.base import utcnow
+from opstrail.storage.repos import outbox as repo
 from opstrail.storage.tables.outbox import (
     DUE_STATES,
     OutboxPayload,
@@ -211,17 +212,5 @@ def cancel_pending(session: Session, app_id: str, *, now: datetime | None = None
     )
     # Their stored bodies go too: a later export builds from the trace info and the policy
     # of that time (the configuration change may have come with a stricter policy).
-    session.execute(
-        delete(OutboxWire)
-        .where(
-            select(OutboxRow.id)
-            .where(
-                OutboxRow.id == OutboxWire.outbox_id,
-                OutboxRow.app_id == app_id,
-                OutboxRow.state == OutboxState.CANCELLED.value,
-            )
-            .exists()
-        )
-        .execution_options(synchronize_session=False)
-    )
+    repo.prune_wire(session, app_id=app_id)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -56,11 +56,13 @@ _INSERT_ACKS: Final = insert(_ACKS)
 _DROP_WIRE: Final = delete(OutboxWire).where(
     OutboxWire.outbox_id.in_(bindparam("ids", expanding=True))
 )
-_DROP_SETTLED_WIRE: Final = _DROP_WIRE.where(
+# A wire body whose row is in a final state (delivered, dead, cancelled, unrouted).
+_SETTLED_WIRE: Final = (
     select(OutboxRow.id)
     .where(OutboxRow.id == OutboxWire.outbox_id, OutboxRow.state.in_(FINAL_STATES))
     .exists()
 )
+_DROP_SETTLED_WIRE: Final = _DROP_WIRE.where(_SETTLED_WIRE)
 
 # Built once: the dispatcher writes outcomes every cycle (an immutable statement, like any
 # other constant).
@@ -401,17 +403,17 @@ def drop_wire(session: Session, *, ids: Sequence[int], settled_only: bool = Fals
         session.connection().execute(statement, {"ids": list(ids)})
 
 
-def prune_wire(session: Session) -> int:
+def prune_wire(session: Session, *, app_id: str | None = None) -> int:
     """Delete the wire bodies of every row in a final state (cancelled or expired rows, and
-    any a dispatcher could not drop); returns how many."""
-    settled = (
-        select(OutboxRow.id)
-        .where(OutboxRow.id == OutboxWire.outbox_id, OutboxRow.state.in_(FINAL_STATES))
-        .exists()
-    )
-    result = session.execute(
-        delete(OutboxWire).where(settled).execution_options(synchronize_session=False)
-    )
+    any a dispatcher could not drop), of one app or of all; returns how many."""
+    statement = delete(OutboxWire).where(_SETTLED_WIRE)
+    if app_id is not None:
+        statement = statement.where(
+            select(OutboxRow.id)
+            .where(OutboxRow.id == OutboxWire.outbox_id, OutboxRow.app_id == app_id)
+            .exists()
+        )
+    result = session.execute(statement.execution_options(synchronize_session=False))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
