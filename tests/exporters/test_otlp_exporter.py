@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip as stdlib_gzip
 import socket
 from dataclasses import replace
 from typing import Any
@@ -16,7 +17,7 @@ from exporters.trees import chat_trace, workflow_trace
 from exporters.wire import attributes, check_otlp
 from opstrail import __version__
 from opstrail.exporters.base import Destination, Outcome
-from opstrail.exporters.otlp.exporter import OTLP_PATH, OtlpExporter
+from opstrail.exporters.otlp.exporter import OTLP_PATH, OtlpExporter, gzip
 from opstrail.tracing.tree import Trace
 
 pytestmark = pytest.mark.timeout(60)
@@ -290,3 +291,16 @@ def test_otlp_encode_fits_a_trace_over_the_cap_with_truncation_markers(
     assert len(request.body) <= cap
     llm = _llm_attributes(request.body)
     assert "…[truncated " in llm["langfuse.observation.output"]
+
+
+def test_request_bodies_are_one_plain_gzip_member_that_any_gunzip_reads() -> None:
+    """ISA-L writes an ordinary gzip member: magic, deflate, no name, mtime 0 (equal bodies
+    compress to equal bytes), readable by the standard library as Langfuse's Node server
+    reads it."""
+    body = b"".join(b'{"node": %d, "status": "succeeded"}' % i for i in range(5_000))
+    packed = gzip(body)
+    assert packed[:3] == b"\x1f\x8b\x08"
+    assert packed[3] == 0 and packed[4:8] == b"\0\0\0\0"
+    assert stdlib_gzip.decompress(packed) == body
+    assert gzip(body) == packed
+    assert len(packed) < len(body) / 2

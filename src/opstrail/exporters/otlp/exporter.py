@@ -12,11 +12,11 @@ which holds the trace info to build and shrink it.
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Sequence
 from typing import Final
 
 import httpx
+from isal import isal_zlib
 
 from opstrail.exporters.base import (
     Destination,
@@ -48,6 +48,17 @@ INGESTION_VERSION: Final = "4"
 WIRE_FORMAT: Final = "otlp-spans/1"
 # Room for the request head (resource, scope and their lengths) around the spans.
 _HEAD_ALLOWANCE: Final = 256
+GZIP_LEVEL: Final = 2
+GZIP_WBITS: Final = 31  # a gzip header and trailer, not a zlib one
+
+
+def gzip(body: bytes) -> bytes:
+    """``body`` as one gzip member (no file name, mtime 0, so equal bodies compress equally).
+
+    ISA-L at level 2 compresses as well as zlib at level 3 in a sixth of the CPU
+    (docs/benchmarks.md); both release the GIL while they work.
+    """
+    return isal_zlib.compress(body, GZIP_LEVEL, GZIP_WBITS)
 
 
 def _encoded_size(trace: Trace) -> int:
@@ -211,7 +222,7 @@ class OtlpExporter(HttpExporter):
             "POST",
             url(destination, OTLP_PATH),
             headers=headers,
-            content=gzip.compress(body, compresslevel=3, mtime=0),  # level 3: half the CPU of 6
+            content=gzip(body),
             timeout=self._timeout,
         )
         if isinstance(response, ExportResult):
