@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     dispatch_batch_size: int = Field(
         default=200, ge=1, le=10_000, description="Outbox rows claimed and sent per batch."
     )
+    dispatch_cycles: int = Field(
+        default=2, ge=1, le=16,
+        description="Dispatch cycles a worker keeps in flight while a backlog lasts.",
+    )
     dispatch_poll_interval: float = Field(
         default=0.05, gt=0, description="Seconds between outbox polls when idle."
     )

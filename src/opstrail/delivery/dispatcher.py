@@ -108,6 +108,9 @@ class DispatchOptions:
         maintenance_seconds: how often the age limit and the retention are applied.
         single_lease: name of the exclusive dispatcher lease to hold (SQLite), or ``None``.
         send_threads: destinations sent to in parallel within one cycle.
+        cycles_in_flight: cycles ``run`` keeps going at once while a backlog lasts: one
+            cycle's request waits on the network (and its gzip runs without the GIL) while
+            another claims, frames or records. Idle, only one cycle polls.
         reprobe_seconds: a destination whose server was last probed longer ago than this is
             probed again (``GET /api/public/health``) before sending, unless its path is
             fixed by configuration; servers get upgraded under a stored configuration.
@@ -128,12 +131,15 @@ class DispatchOptions:
     maintenance_seconds: float = 60.0
     single_lease: str | None = None
     send_threads: int = 4
+    cycles_in_flight: int = 2
     reprobe_seconds: float = 86_400.0
     reprobe_retry_seconds: float = 3_600.0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_batch_bytes < 1 or self.lease_seconds <= 0:
             raise ValueError("batch_size, max_batch_bytes and lease_seconds must be positive")
+        if self.cycles_in_flight < 1:
+            raise ValueError("cycles_in_flight must be at least 1")
 
 
 class _Verdict(StrEnum):
@@ -202,7 +208,8 @@ def _cap(text: str) -> str:
 
 
 class Dispatcher:
-    """Sends due outbox rows to their destinations; one instance per dispatching thread.
+    """Sends due outbox rows to their destinations; ``run`` keeps up to
+    ``options.cycles_in_flight`` cycles going at once, each on rows it alone has leased.
 
     Args:
         session_factory: opens the dispatcher's own transactions.
@@ -252,6 +259,10 @@ class Dispatcher:
         self._next_maintenance = 0.0
         self._next_lease_renewal = 0.0
         self._pool: ThreadPoolExecutor | None = None
+        # Cycles in flight take turns to write: SQLite has one writer, and a second writer
+        # would wait in SQLite's sleeping busy handler instead of on this lock.
+        self._write_lock = threading.Lock()
+        self._housekeeping_lock = threading.Lock()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -321,6 +332,17 @@ class Dispatcher:
         """
         self.acquire_single_lease()
         idle = self.options.poll_interval
+        backlog = threading.Event()  # set while cycles come back full: more rows are due
+        finished = threading.Event()
+        helpers = [
+            threading.Thread(
+                target=self._follow, args=(backlog, finished),
+                name=f"opstrail-cycle-{n}", daemon=True,
+            )
+            for n in range(1, self.options.cycles_in_flight)
+        ]
+        for helper in helpers:
+            helper.start()
         try:
             while not self._stop.is_set():
                 try:
@@ -336,6 +358,10 @@ class Dispatcher:
                     log.exception("dispatcher %s: cycle failed", self.owner)
                     self._stop.wait(1.0)
                     continue
+                if done >= self.options.batch_size:
+                    backlog.set()
+                else:
+                    backlog.clear()
                 if done == 0:
                     self._stop.wait(idle)
                     idle = min(idle * 2, max(self.options.max_idle_interval, idle))
@@ -344,7 +370,27 @@ class Dispatcher:
                 if done < self.options.batch_size // 8 and self.options.linger > 0:
                     self._stop.wait(self.options.linger)
         finally:
+            finished.set()
+            backlog.set()  # wake the helpers so that they see ``finished``
+            for helper in helpers:
+                helper.join()
             self.close()
+
+    def _follow(self, backlog: threading.Event, finished: threading.Event) -> None:
+        """A helper of ``run``: runs cycles while the leading loop reports a backlog."""
+        while not (finished.is_set() or self._stop.is_set()):
+            backlog.wait()
+            if finished.is_set() or self._stop.is_set():
+                return
+            try:
+                done = self.run_once(housekeeping=False)
+            except Exception:  # the worker-loop boundary, as in ``run``
+                log.exception("dispatcher %s: cycle failed", self.owner)
+                backlog.clear()
+                self._stop.wait(1.0)
+                continue
+            if done < self.options.batch_size:
+                backlog.clear()
 
     def release_all(self) -> int:
         """Give back every row this dispatcher leased, and its exclusive lease; returns how
@@ -376,13 +422,18 @@ class Dispatcher:
 
     # --- one cycle ---------------------------------------------------------------------------
 
-    def run_once(self) -> int:
-        """Run one cycle; returns how many rows were claimed (0: nothing due)."""
-        self._housekeeping()
+    def run_once(self, *, housekeeping: bool = True) -> int:
+        """Run one cycle; returns how many rows were claimed (0: nothing due).
+
+        Safe to call from several threads at once: each cycle claims rows no other holds.
+        ``housekeeping=False`` skips the periodic resume check and maintenance.
+        """
+        if housekeeping:
+            self._housekeeping()
         if self._stop.is_set():
             return 0
         now = utcnow()
-        with self._sessions() as session:
+        with self._write_lock, self._sessions() as session:
             rows = repo.claim_due(
                 session,
                 owner=self.owner,
@@ -402,7 +453,7 @@ class Dispatcher:
         return len(rows)
 
     def _release(self, ids: Sequence[int]) -> None:
-        with self._sessions() as session:
+        with self._write_lock, self._sessions() as session:
             repo.release_leases(session, owner=self.owner, ids=ids)
             session.commit()
 
@@ -454,11 +505,13 @@ class Dispatcher:
             for destination, dest_items in work:
                 self._deliver(destination, dest_items)
         else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(
-                    max_workers=self.options.send_threads, thread_name_prefix="opstrail-send"
-                )
-            futures = [self._pool.submit(self._deliver, d, its) for d, its in work]
+            with self._exporters_lock:  # cycles in flight share one pool
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(
+                        max_workers=self.options.send_threads, thread_name_prefix="opstrail-send"
+                    )
+                pool = self._pool
+            futures = [pool.submit(self._deliver, d, its) for d, its in work]
             for future in futures:
                 future.result()
         for item in items:
@@ -911,7 +964,7 @@ class Dispatcher:
                     id=row.id, state=OutboxState.UNROUTED.value, next_attempt_at=now,
                     attempts=row.attempts, code=item.code, message=item.message,
                 ))
-        with self._sessions() as session:
+        with self._write_lock, self._sessions() as session:
             repo.apply_updates(session, owner=self.owner, updates=updates, now=now)
             if release:
                 repo.release_leases(session, owner=self.owner, ids=release)
@@ -962,6 +1015,14 @@ class Dispatcher:
     # --- housekeeping --------------------------------------------------------------------------
 
     def _housekeeping(self) -> None:
+        if not self._housekeeping_lock.acquire(blocking=False):
+            return  # another cycle is at it
+        try:
+            self._keep_house()
+        finally:
+            self._housekeeping_lock.release()
+
+    def _keep_house(self) -> None:
         mono = time.monotonic()
         if mono >= self._next_resume_check:
             self._next_resume_check = mono + self.options.resume_check_seconds
