@@ -177,14 +177,18 @@ def test_feedback_policy_follows_its_trace_when_sampled_out() -> None:
         ({"mask_patterns": ("x" * 501,)}, "at most 500"),
         ({"mask_patterns": ("(a+)+$",)}, "nests quantifiers"),
         ({"mask_patterns": (r"(\w*)*@",)}, "nests quantifiers"),
+        ({"mask_patterns": (["a list"],)}, "non-empty string"),
+        ({"mask_patterns": ("", "x")}, "non-empty string"),
     ],
 )
 def test_content_policy_refuses_bad_values_when_built(kwargs: dict, fragment: str) -> None:
-    """A policy that cannot work is refused with code invalid_policy and a clear message."""
-    with pytest.raises(ValidationError) as caught:
-        ContentPolicy(**kwargs)
-    assert caught.value.code == "invalid_policy"
-    assert fragment in caught.value.message
+    """A policy that cannot work is refused with code invalid_policy and a clear message,
+    every time (compiled patterns are cached, refusals are not)."""
+    for _ in range(2):
+        with pytest.raises(ValidationError) as caught:
+            ContentPolicy(**kwargs)
+        assert caught.value.code == "invalid_policy"
+        assert fragment in caught.value.message
 
 
 def test_default_policy_masks_with_default_patterns_when_masked() -> None:

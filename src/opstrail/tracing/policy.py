@@ -22,6 +22,7 @@ Pure: stdlib, ``ids``, ``errors`` and the trace model only.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Mapping
@@ -115,6 +116,19 @@ def compile_mask_patterns(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], .
     Raises:
         ValidationError: code ``invalid_policy``.
     """
+    if all(isinstance(pattern, str) for pattern in patterns):
+        # Every run's recording builds its app's policy: checking and compiling the same
+        # patterns again cost a tenth of recording a chat message.
+        return _compile_checked(patterns)
+    return _compile(patterns)  # raises, for the pattern that is not a string
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_checked(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    return _compile(patterns)
+
+
+def _compile(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
     if len(patterns) > MAX_MASK_PATTERNS:
         raise ValidationError(
             f"At most {MAX_MASK_PATTERNS} mask patterns are allowed.", code="invalid_policy"
