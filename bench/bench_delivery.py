@@ -458,34 +458,59 @@ def child_record(iterations: str) -> dict[str, Any]:
             "p50_us": _percentile(lookup, 50), "p99_us": _percentile(lookup, 99),
         }
     }
-    # Each record is measured with encoding at record time on and off, alternating which goes
-    # first, so both see the same machine state (this host is shared and noisy).
+    # Each record is measured in three ways, taking turns in a rotating order so that all see
+    # the same machine state (this host is shared and noisy):
+    # - encoded after commit: as in the server, whose session factory has a WireEncoder; the
+    #   request records the trace info, and the commit hands the trace to the encoder thread
+    #   (flushed outside the timer, so no measurement runs beside background encoding);
+    # - encoded in the transaction: a session factory without an encoder (CLI, tests);
+    # - encode_at_record off: the dispatcher builds every trace at send time.
+    from opstrail.services.trace_recording import build_options
+    from opstrail.services.wire_encoding import WireEncoder, attach
+    from opstrail.storage.engine import make_session_factory
+
+    served = make_session_factory(engine)
+    encoder = WireEncoder(served, build_options(settings))
+    attach(served, encoder)
+    encoder.start()
+    on = settings.model_copy(update={"encode_at_record": True})
     modes = {
-        "": settings.model_copy(update={"encode_at_record": True}),
-        ", encode_at_record off": settings.model_copy(update={"encode_at_record": False}),
+        ", encoded after commit (server)": (served, on),
+        ", encoded in the transaction": (sessions, on),
+        ", encode_at_record off": (sessions, settings.model_copy(update={"encode_at_record": False})),
     }
     for name, records in infos.items():
         alone: dict[str, list[float]] = {suffix: [] for suffix in modes}
         flushed: dict[str, list[float]] = {suffix: [] for suffix in modes}
-        with sessions() as session:
-            for n, info in enumerate(records):
-                order = list(modes.items()) if n % 2 == 0 else list(modes.items())[::-1]
-                for suffix, mode in order:
+        committed: dict[str, list[float]] = {suffix: [] for suffix in modes}
+        order = list(modes.items())
+        for n, info in enumerate(records):
+            for suffix, (factory, mode) in order[n % 3:] + order[: n % 3]:
+                with factory() as session:
+                    session.connection()  # a run's transaction is open by the time it records
                     t0 = time.perf_counter()
                     record_trace(session, mode, info)
                     t1 = time.perf_counter()
                     session.flush()
                     t2 = time.perf_counter()
                     session.commit()
-                    alone[suffix].append((t1 - t0) * 1e6)
-                    flushed[suffix].append((t2 - t0) * 1e6)
+                    t3 = time.perf_counter()
+                encoder.flush()
+                alone[suffix].append((t1 - t0) * 1e6)
+                flushed[suffix].append((t2 - t0) * 1e6)
+                committed[suffix].append((t3 - t0) * 1e6)
         for suffix in modes:
             times, with_flush = sorted(alone[suffix]), sorted(flushed[suffix])
+            with_commit = sorted(committed[suffix])
             result[name + suffix] = {
                 "p50_us": _percentile(times, 50), "p99_us": _percentile(times, 99),
                 "p50_flushed_us": _percentile(with_flush, 50),
                 "p99_flushed_us": _percentile(with_flush, 99),
+                "p50_committed_us": _percentile(with_commit, 50),
             }
+    encoder.stop()
+    result["encoder"] = {"encoded": encoder.stats.encoded, "failed": encoder.stats.failed,
+                         "dropped": encoder.stats.dropped}
     engine.dispose()
     return result
 

@@ -67,8 +67,9 @@ class Settings(BaseSettings):
     encode_at_record: bool = Field(
         default=True,
         description=(
-            "Build and encode each routed trace when it is recorded, so workers send stored "
-            "bytes (more request-path CPU, two to three times the worker throughput)."
+            "Build and encode each routed trace where it is recorded (the server: on a "
+            "thread, after the run commits), so workers send stored bytes (more CPU for the "
+            "app servers, two to three times the worker throughput)."
         ),
     )
     embedded_dispatcher: bool = Field(

@@ -39,6 +39,15 @@ def _backend(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=url, loopback_only_hosts=True)
 
 
+@pytest.fixture(name="backend_database")
+def _backend_database(backend: Settings) -> Iterator[tuple[Settings, sessionmaker[Session], Engine]]:
+    """Settings, session factory and engine of a migrated database on each backend."""
+    engine = make_engine(backend)
+    ensure_schema(engine)
+    yield backend, make_session_factory(engine), engine
+    engine.dispose()
+
+
 @pytest.fixture(name="collector")
 def _collector() -> Iterator[CollectorHandle]:
     """A Langfuse 4.x-like collector on 127.0.0.1 (OTLP, scores)."""

@@ -188,6 +188,17 @@ def rows(session_factory: sessionmaker[Session]) -> list[OutboxRow]:
         return list(session.scalars(select(OutboxRow).order_by(OutboxRow.id).options(selectinload(OutboxRow.payload_row))))
 
 
+def wire_bodies(session_factory: sessionmaker[Session]) -> dict[str, OutboxWire]:
+    """Stored wire bodies by trace id."""
+    with session_factory() as session:
+        found = session.execute(
+            select(OutboxRow.trace_id, OutboxWire).join(
+                OutboxWire, OutboxWire.outbox_id == OutboxRow.id
+            )
+        )
+        return {trace_id: wire for trace_id, wire in found}
+
+
 def states(session_factory: sessionmaker[Session]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for row in rows(session_factory):

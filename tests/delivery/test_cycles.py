@@ -18,8 +18,6 @@ from opstrail.collector.testing import CollectorHandle
 from opstrail.delivery import dispatcher as dispatcher_module
 from opstrail.delivery.dispatcher import Dispatcher, DispatchOptions
 from opstrail.settings import Settings
-from opstrail.storage.engine import make_engine, make_session_factory
-from opstrail.storage.schema import ensure_schema
 from opstrail.tracing.build import build_trace
 
 from . import helpers
@@ -83,20 +81,12 @@ def _running(dispatcher: Dispatcher) -> Iterator[threading.Thread]:
         assert not thread.is_alive(), "run() did not return after request_stop"
 
 
-@pytest.fixture(name="database")
-def _database(backend: Settings) -> Iterator[tuple[Settings, sessionmaker[Session], Engine]]:
-    engine = make_engine(backend)
-    ensure_schema(engine)
-    yield backend, make_session_factory(engine), engine
-    engine.dispose()
-
-
 def test_run_keeps_two_cycles_in_flight_while_a_backlog_lasts(
-    collector: CollectorHandle, database: tuple[Settings, sessionmaker[Session], Engine]
+    collector: CollectorHandle, backend_database: tuple[Settings, sessionmaker[Session], Engine]
 ) -> None:
     """With more rows due than one batch and a slow Langfuse, two cycles send at once; every
     observation still arrives exactly once and every row ends delivered."""
-    settings, sessions, _ = database
+    settings, sessions, _ = backend_database
     app_id = helpers.create_app(sessions)
     helpers.configure_tracing(sessions, settings, app_id, collector.url)
     infos = [helpers.message_for(app_id) for _ in range(40)]

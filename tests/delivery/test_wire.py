@@ -31,17 +31,6 @@ from opstrail.tracing.build import build_trace
 from . import helpers
 
 
-def _wire(session_factory: sessionmaker[Session]) -> dict[str, OutboxWire]:
-    """Stored wire bodies by trace id."""
-    with session_factory() as session:
-        found = session.execute(
-            select(OutboxRow.trace_id, OutboxWire).join(
-                OutboxWire, OutboxWire.outbox_id == OutboxRow.id
-            )
-        )
-        return {trace_id: wire for trace_id, wire in found}
-
-
 def _comparable(trace: dict[str, Any] | None) -> dict[str, Any]:
     """A received trace without what differs between two deliveries (receipt times)."""
     assert trace is not None
@@ -63,7 +52,7 @@ def test_record_trace_stores_otlp_spans_of_a_routed_trace(
     info = helpers.workflow_for(app_id, n_nodes=3)
     helpers.record(session_factory, settings, [info])
     trace = build_trace(info, trace_recording.build_options(settings))
-    stored = _wire(session_factory)[trace.id]
+    stored = helpers.wire_bodies(session_factory)[trace.id]
     assert stored.wire_format == WIRE_FORMAT
     assert stored.body == encode_trace(trace).body
     assert stored.observation_count == len(trace.observations) == 4
@@ -87,7 +76,7 @@ def test_record_trace_stores_no_wire_when_nothing_would_send_it(
             session_factory, settings, app_id, collector.url, ingestion_path=path
         )
     helpers.record(session_factory, settings, [helpers.message_for(app_id)])
-    assert _wire(session_factory) == {}
+    assert helpers.wire_bodies(session_factory) == {}
     [row] = helpers.rows(session_factory)
     assert row.payload is not None
     assert row.state == ("unrouted" if case == "unrouted" else "pending")
@@ -109,7 +98,7 @@ def test_record_trace_keeps_the_run_when_building_fails_at_record_time(
     monkeypatch.setattr(trace_recording, "build_trace", broken)
     info = helpers.message_for(app_id)
     helpers.record(session_factory, settings, [info])
-    assert _wire(session_factory) == {}
+    assert helpers.wire_bodies(session_factory) == {}
     monkeypatch.undo()
     dispatcher = helpers.dispatcher(settings, session_factory)
     helpers.drain(dispatcher)
@@ -130,7 +119,7 @@ def test_dispatcher_sends_stored_spans_without_decoding_and_as_built_at_send(
     infos = [helpers.workflow_for(app_id, n_nodes=4) for _ in range(3)]
     trace_ids = [build_trace(i).id for i in infos]
     helpers.record(session_factory, settings, infos)
-    assert len(_wire(session_factory)) == 3
+    assert len(helpers.wire_bodies(session_factory)) == 3
     with monkeypatch.context() as patch:
         patch.setattr(codec, "decode", _must_not_decode)
         dispatcher = helpers.dispatcher(settings, session_factory)
@@ -165,7 +154,7 @@ def test_stored_bodies_are_dropped_when_rows_settle_by_delivery_cancel_or_age(
     a configuration change with the cancel, and the maintenance pass those of rows
     dead-lettered by age; the trace info of every row stays."""
     helpers.record(session_factory, settings, [helpers.message_for(app_id) for _ in range(3)])
-    assert len(_wire(session_factory)) == 3
+    assert len(helpers.wire_bodies(session_factory)) == 3
     dispatcher = helpers.dispatcher(settings, session_factory)
     helpers.drain(dispatcher)
     assert helpers.states(session_factory) == {"delivered": 3}
@@ -173,11 +162,11 @@ def test_stored_bodies_are_dropped_when_rows_settle_by_delivery_cancel_or_age(
         assert session.scalar(select(func.count()).select_from(OutboxWire)) == 0
 
     helpers.record(session_factory, settings, [helpers.message_for(app_id) for _ in range(2)])
-    assert len(_wire(session_factory)) == 2
+    assert len(helpers.wire_bodies(session_factory)) == 2
     with session_factory() as session:
         assert cancel_pending(session, app_id) == 2
         session.commit()
-    assert _wire(session_factory) == {}
+    assert helpers.wire_bodies(session_factory) == {}
 
     helpers.record(session_factory, settings, [helpers.message_for(app_id) for _ in range(2)])
     with session_factory() as session:
@@ -187,11 +176,11 @@ def test_stored_bodies_are_dropped_when_rows_settle_by_delivery_cancel_or_age(
             .values(queued_at=utcnow() - timedelta(days=30))
         )
         session.commit()
-    assert len(_wire(session_factory)) == 2
+    assert len(helpers.wire_bodies(session_factory)) == 2
     dispatcher.maintain()
     dispatcher.close()
     assert helpers.states(session_factory) == {"delivered": 3, "cancelled": 2, "dead": 2}
-    assert _wire(session_factory) == {}
+    assert helpers.wire_bodies(session_factory) == {}
     assert all(row.payload is not None for row in helpers.rows(session_factory))
 
 
@@ -216,7 +205,7 @@ def test_dispatcher_builds_from_trace_info_when_stored_format_is_unknown(
     dispatcher.close()
     assert helpers.states(session_factory) == {"delivered": 1}
     assert len(collector.trace(trace_id)["observations"]) == 5  # type: ignore[index]
-    assert _wire(session_factory) == {}
+    assert helpers.wire_bodies(session_factory) == {}
 
 
 def test_dispatcher_builds_stored_trace_for_a_legacy_destination(
@@ -232,7 +221,7 @@ def test_dispatcher_builds_stored_trace_for_a_legacy_destination(
         with session_factory() as session:
             enqueue_trace(session, info, encoded=encode_trace(trace))
             session.commit()
-        assert len(_wire(session_factory)) == 1
+        assert len(helpers.wire_bodies(session_factory)) == 1
         dispatcher = helpers.dispatcher(settings, session_factory)
         helpers.drain(dispatcher)
         dispatcher.close()
@@ -240,7 +229,7 @@ def test_dispatcher_builds_stored_trace_for_a_legacy_destination(
         sent = {r.endpoint for r in collector.request_log()} - {"health", "projects"}
         assert sent == {"ingestion"}
         assert collector.trace(trace.id) is not None
-        assert _wire(session_factory) == {}
+        assert helpers.wire_bodies(session_factory) == {}
 
 
 def test_enqueue_refuses_a_body_of_another_trace(
@@ -357,11 +346,11 @@ def test_export_of_a_cancelled_row_never_sends_its_stored_body(
     secret = "alice@example.com wants her invoice"
     info = helpers.message_for(app_id, query=secret)
     helpers.record(session_factory, settings, [info])
-    assert len(_wire(session_factory)) == 1
+    assert len(helpers.wire_bodies(session_factory)) == 1
     with session_factory() as session:
         delete_config(session, tenant_id=None, app_id=app_id, provider="langfuse")
         session.commit()
-    assert _wire(session_factory) == {}  # dropped with the cancel
+    assert helpers.wire_bodies(session_factory) == {}  # dropped with the cancel
     with session_factory() as session:
         set_policy(session, tenant_id=None, app_id=app_id,
                    change=PolicyInput(content_mode="metadata-only"))
@@ -392,10 +381,10 @@ def test_export_drops_a_body_still_stored_for_a_requeued_row(
     with session_factory() as session:
         session.execute(update(OutboxRow).values(state="dead"))
         session.commit()
-    assert len(_wire(session_factory)) == 1
+    assert len(helpers.wire_bodies(session_factory)) == 1
     with session_factory() as session:
         start_export(session, settings, app_id=app_id)
-    assert _wire(session_factory) == {}
+    assert helpers.wire_bodies(session_factory) == {}
 
 
 def test_dispatcher_dead_letters_only_the_trace_that_fails_to_encode(
@@ -467,9 +456,9 @@ def test_dispatcher_keeps_the_body_of_a_row_whose_lease_it_lost(
     ids = [r.id for r in helpers.rows(session_factory)]
     with session_factory() as session:
         session.execute(update(OutboxRow).where(OutboxRow.id == ids[0]).values(state="delivered"))
-        repo.drop_wire(session, ids=ids, settled_only=True)
+        repo.drophelpers.wire_bodies(session, ids=ids, settled_only=True)
         session.commit()
-    assert len(_wire(session_factory)) == 1
+    assert len(helpers.wire_bodies(session_factory)) == 1
 
 
 def test_stored_body_over_the_request_cap_is_built_fitted_and_delivered(
@@ -485,7 +474,7 @@ def test_stored_body_over_the_request_cap_is_built_fitted_and_delivered(
     text = " ".join(uuid.uuid4().hex for _ in range(150_000))  # about 4.95 MB
     info = helpers.message_for(app_id, query=text)
     helpers.record(session_factory, settings, [info])
-    [stored] = _wire(session_factory).values()
+    [stored] = helpers.wire_bodies(session_factory).values()
     assert len(stored.body) > 4 * 1024 * 1024
     dispatcher = helpers.dispatcher(settings, session_factory)
     helpers.drain(dispatcher)

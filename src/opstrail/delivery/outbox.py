@@ -11,10 +11,11 @@ stored beside the trace info (``outbox_wire``) and sent as they are.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import CursorResult, Table, insert, update
+from sqlalchemy import CursorResult, Table, bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from opstrail.delivery import codec
@@ -53,6 +54,44 @@ _WIRE_SQL: Final = {
     for style, marks in (("qmark", "?, ?, ?, ?"), ("format", "%s, %s, %s, %s"),
                          ("pyformat", "%s, %s, %s, %s"))
 }
+
+
+# A body encoded after its row committed is stored only while the row is as it was recorded:
+# still pending, never tried, claimed or re-queued. A dispatcher that already holds the row
+# builds it itself, and ``opstrail export`` re-queues under the current policy, so a late
+# body must not land there.
+_WIRE_IF_FRESH: Final = insert(cast(Table, OutboxWire.__table__)).from_select(
+    ["outbox_id", "wire_format", "body", "observation_count"],
+    select(
+        bindparam("outbox_id", type_=OutboxWire.outbox_id.type),
+        bindparam("wire_format", type_=OutboxWire.wire_format.type),
+        bindparam("body", type_=OutboxWire.body.type),
+        bindparam("observation_count", type_=OutboxWire.observation_count.type),
+    ).where(
+        exists().where(
+            OutboxRow.id == bindparam("row_id", type_=OutboxRow.id.type),
+            OutboxRow.trace_id == bindparam("trace_id", type_=OutboxRow.trace_id.type),
+            OutboxRow.state == OutboxState.PENDING.value,
+            OutboxRow.attempts == 0,
+            OutboxRow.lease_owner.is_(None),
+            OutboxRow.last_error_code.is_(None),
+        )
+    ),
+)
+
+
+def store_encoded(session: Session, encoded: Sequence[tuple[int, EncodedTrace]]) -> None:
+    """Store bodies encoded after their rows committed (``(outbox id, body)`` pairs), each
+    only if its row still holds that trace, untouched since it was recorded; the others are
+    skipped (their dispatcher builds them from the trace info). In the caller's
+    transaction."""
+    if encoded:
+        session.connection().execute(_WIRE_IF_FRESH, [
+            {"outbox_id": row_id, "row_id": row_id, "trace_id": body.trace_id,
+             "wire_format": body.wire_format,
+             "body": body.body, "observation_count": body.observations}
+            for row_id, body in encoded
+        ])
 
 
 def enqueue_trace(

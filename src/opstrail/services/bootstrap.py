@@ -16,6 +16,8 @@ from opstrail.delivery.metrics import DeliveryMetrics, OutboxCollector
 from opstrail.delivery.worker import DispatcherThread
 from opstrail.errors import DeliveryError
 from opstrail.exporters.base import Destination, IngestionPath
+from opstrail.services.trace_recording import build_options
+from opstrail.services.wire_encoding import WireEncoder, attach
 from opstrail.settings import Settings
 from opstrail.storage.engine import make_engine, make_session_factory
 from opstrail.storage.schema import ensure_schema
@@ -53,10 +55,9 @@ def build_dispatcher(
     from opstrail.config.destinations import ConfigDestinationResolver
     from opstrail.exporters.registry import exporter_for
     from opstrail.exporters.transport import rules_from_settings
-    from opstrail.services.trace_recording import build_options as options_of
     from opstrail.tracing.build import build_score, build_trace
 
-    build_options = options_of(settings)
+    trace_options = build_options(settings)
     # Every connection to a destination is checked against the deployment's host rules at
     # send time too (a name may resolve elsewhere than when it was saved).
     rules = rules_from_settings(settings)
@@ -66,8 +67,8 @@ def build_dispatcher(
         lambda destination: exporter_for(
             destination, timeout=settings.http_timeout_seconds, rules=rules
         ),
-        build_trace=lambda info: build_trace(info, build_options),
-        build_score=lambda feedback: build_score(feedback, build_options),
+        build_trace=lambda info: build_trace(info, trace_options),
+        build_score=lambda feedback: build_score(feedback, trace_options),
         options=options or dispatch_options(settings),
         metrics=metrics,
         probe_path=lambda destination: _probe_path(destination, settings),
@@ -105,6 +106,14 @@ def start_services(app: Any, settings: Settings) -> None:
     ensure_schema(engine)
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.wire_encoder = None
+    if settings.encode_at_record:
+        # Runs record trace info in their transaction; this thread encodes it after the
+        # commit, off the request path (services.wire_encoding).
+        encoder = WireEncoder(app.state.session_factory, build_options(settings))
+        attach(app.state.session_factory, encoder)
+        encoder.start()
+        app.state.wire_encoder = encoder
     with app.state.session_factory() as session:
         app.state.tenant_id, app.state.account_id = ensure_default_tenant(session)
         session.commit()
@@ -137,6 +146,10 @@ def stop_services(app: Any) -> None:
     if thread is not None:
         thread.stop(grace=5.0)
         app.state.dispatcher = None
+    encoder: WireEncoder | None = getattr(app.state, "wire_encoder", None)
+    if encoder is not None:
+        encoder.stop(grace=2.0)
+        app.state.wire_encoder = None
     engine = getattr(app.state, "engine", None)
     if engine is not None:
         engine.dispose()

@@ -23,16 +23,16 @@ from opstrail.delivery.codec import KIND_SCORE
 from opstrail.delivery.outbox import enqueue_score, enqueue_trace
 from opstrail.exporters.base import EncodedTrace, IngestionPath
 from opstrail.exporters.registry import record_encoder
+from opstrail.services.wire_encoding import ENCODER_KEY, EncodeJob, defer, encode_record
 from opstrail.settings import Settings
 from opstrail.storage.tables.outbox import OutboxRow
-from opstrail.tracing.build import BuildOptions, build_trace
+from opstrail.tracing.build import BuildOptions
 from opstrail.tracing.info import FeedbackInfo, RootTraceInfo
 from opstrail.tracing.policy import (
     ContentPolicy,
     apply_feedback_policy,
     apply_policy,
     feedback_trace_id,
-    root_trace_id,
 )
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,10 @@ def record_trace(session: Session, settings: Settings, info: RootTraceInfo) -> N
     sent. A sampled-out trace writes nothing. While tracing is not configured or disabled the
     row is stored ``unrouted``: never sent by the dispatcher, but ``opstrail export`` can.
 
+    With ``encode_at_record``, a trace bound for a path that stores encoded bodies is built
+    and encoded: after the commit, by the session factory's ``WireEncoder`` when it has one
+    (the server), else here in the transaction.
+
     Args:
         session: the caller's session.
         settings: deployment settings (build options, ``encode_at_record``).
@@ -62,26 +66,32 @@ def record_trace(session: Session, settings: Settings, info: RootTraceInfo) -> N
     kept = apply_policy(info, recording.policy)
     if kept is None:
         return
-    encoded = _encode_now(kept, settings, recording) if recording.enabled else None
+    path = _stored_path(settings, recording)
+    if path is not None and ENCODER_KEY in session.info:
+        row_id = enqueue_trace(session, kept)
+        defer(session, EncodeJob(row_id, kept, path))
+        return
+    encoded = _encode_now(kept, settings, path) if path is not None else None
     enqueue_trace(session, kept, routed=recording.enabled, encoded=encoded)
 
 
-def _encode_now(
-    info: RootTraceInfo, settings: Settings, recording: RecordingSettings
-) -> EncodedTrace | None:
-    """The trace encoded for its path now, or ``None`` (not wanted, not stored for that path,
-    or the build failed: the dispatcher then builds it from the trace info and, if it fails
-    again, dead-letters the row with the reason, so the run itself never fails for it)."""
-    if not settings.encode_at_record or recording.ingestion_path is None:
+def _stored_path(settings: Settings, recording: RecordingSettings) -> IngestionPath | None:
+    """The path whose encoded body is stored with the trace, or ``None``: not wanted, not
+    routed, or a path that builds its requests at send time."""
+    if not (settings.encode_at_record and recording.enabled and recording.ingestion_path):
         return None
+    path = IngestionPath(recording.ingestion_path)
+    return path if record_encoder(path) is not None else None
+
+
+def _encode_now(
+    info: RootTraceInfo, settings: Settings, path: IngestionPath
+) -> EncodedTrace | None:
+    """The trace encoded for ``path`` now, or ``None`` if the build failed: the dispatcher
+    then builds it from the trace info and, if it fails again, dead-letters the row with the
+    reason, so the run itself never fails for it."""
     try:
-        encoder = record_encoder(IngestionPath(recording.ingestion_path))
-        if encoder is None:
-            return None
-        encoded = encoder(build_trace(info, build_options(settings)))
-        if encoded.trace_id != root_trace_id(info):
-            raise ValueError(f"built trace {encoded.trace_id} is not {root_trace_id(info)}")
-        return encoded
+        return encode_record(info, build_options(settings), path)
     except Exception:  # the request-path boundary: recording must not fail the run
         log.exception("building trace of app %s at record time failed", info.context.app_id)
         return None

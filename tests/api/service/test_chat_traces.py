@@ -305,3 +305,19 @@ def test_stop_ends_a_streaming_message_as_stopped(served: Served) -> None:
     assert 0 < len(history[0]["answer"].split()) < 40
     trace = served.wait_trace(ids.trace_id(rest[-1]["message_id"]), observations=2)
     assert named(trace, "message")[0]["level"] == "WARNING"
+
+
+def test_the_server_encodes_each_message_trace_after_the_commit(served: Served) -> None:
+    """The server's encoder thread (not the request) builds and encodes the message trace,
+    and the trace arrives whole."""
+    encoder = served.app.state.wire_encoder
+    assert encoder is not None
+    _app_id, key = served.import_app(chat_yaml(provider=OFFLINE_PROVIDER))
+    before = encoder.stats.encoded
+    body = served.http.post("/v1/chat-messages", headers=key, json={
+        "inputs": {"team": "qa"}, "query": "Encode me later", "response_mode": "blocking",
+        "user": "frank", "auto_generate_name": False}).json()
+    assert encoder.flush()
+    assert encoder.stats.encoded == before + 1
+    trace = served.wait_trace(ids.trace_id(body["message_id"]))
+    assert trace["name"].startswith("message")

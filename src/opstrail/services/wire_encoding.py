@@ -1,0 +1,218 @@
+"""Encoding recorded traces after their run commits, off the request path.
+
+``record_trace`` writes the trace info in the run's transaction. In a server, building and
+encoding the trace for its exporter (a few hundred microseconds for a chat message) would add
+to every request, so the server attaches a ``WireEncoder`` to its session factory: the
+recording session lists the traces to encode, and when (and only when) that transaction
+commits, they are handed to the encoder's thread, which builds, encodes and stores them
+(``delivery.outbox.store_encoded``). A rolled-back run hands over nothing.
+
+Nothing is lost if the encoder is late, full or stopped: a row without a stored body is built
+from its trace info by the dispatcher, as before encoding at record time existed. The body is
+stored only while its row is untouched since it was recorded (docs/decisions.md, "Encoding at
+record time").
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Final
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+
+from opstrail.delivery.outbox import store_encoded
+from opstrail.exporters.base import EncodedTrace, IngestionPath
+from opstrail.exporters.registry import record_encoder
+from opstrail.tracing.build import BuildOptions, build_trace
+from opstrail.tracing.info import RootTraceInfo
+from opstrail.tracing.policy import root_trace_id
+
+log = logging.getLogger(__name__)
+
+# Keys of ``Session.info``: the session factory's encoder, and the traces its open
+# transaction recorded.
+ENCODER_KEY: Final = "opstrail.wire_encoder"
+_RECORDED_KEY: Final = "opstrail.encode_after_commit"
+
+
+@dataclass(frozen=True, slots=True)
+class EncodeJob:
+    """One committed outbox row to build and encode: its id, trace info and path."""
+
+    row_id: int
+    info: RootTraceInfo
+    path: IngestionPath
+
+
+@dataclass(slots=True)
+class EncoderStats:
+    """What an encoder did since it started (read by tests and the benchmark)."""
+
+    encoded: int = 0
+    failed: int = 0
+    dropped: int = 0  # refused while the queue was full: built at send time instead
+
+
+@dataclass(slots=True)
+class _Queue:
+    jobs: deque[EncodeJob] = field(default_factory=deque)
+    busy: bool = False
+
+
+class WireEncoder:
+    """A background thread that builds, encodes and stores committed traces.
+
+    Args:
+        session_factory: where the bodies are stored (its own short transactions).
+        options: the deployment's build options (the dispatcher builds with the same).
+        max_queued: traces waiting at most; beyond it a trace is left to the dispatcher.
+        batch: traces stored per transaction.
+    """
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        options: BuildOptions,
+        *,
+        max_queued: int = 10_000,
+        batch: int = 64,
+    ) -> None:
+        self._sessions = session_factory
+        self._options = options
+        self._max_queued = max_queued
+        self._batch = batch
+        self._queue = _Queue()
+        self._ready = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.stats = EncoderStats()
+
+    def start(self) -> None:
+        """Start the encoding thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="opstrail-encoder", daemon=True
+            )
+            self._thread.start()
+
+    def submit(self, jobs: list[EncodeJob]) -> None:
+        """Queue committed traces (cheap: the request thread only appends)."""
+        with self._ready:
+            room = self._max_queued - len(self._queue.jobs)
+            if room < len(jobs):
+                self.stats.dropped += len(jobs) - max(room, 0)
+                jobs = jobs[: max(room, 0)]
+            self._queue.jobs.extend(jobs)
+            self._ready.notify()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued trace is stored; ``False`` if ``timeout`` passed first."""
+        deadline = time.monotonic() + timeout
+        with self._ready:
+            while self._queue.jobs or self._queue.busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._ready.wait(min(left, 0.05))
+        return True
+
+    def stop(self, grace: float = 2.0) -> None:
+        """Store what is queued within ``grace`` seconds, then stop; the rest is built by
+        the dispatcher at send time."""
+        self.flush(grace)
+        with self._ready:
+            self._stopping = True
+            self._ready.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=grace)
+            self._thread = None
+
+    def _take(self) -> list[EncodeJob] | None:
+        with self._ready:
+            while not self._queue.jobs and not self._stopping:
+                self._queue.busy = False
+                self._ready.notify_all()  # wakes ``flush``
+                self._ready.wait()
+            if self._stopping:
+                return None
+            count = min(self._batch, len(self._queue.jobs))
+            self._queue.busy = True
+            return [self._queue.jobs.popleft() for _ in range(count)]
+
+    def _run(self) -> None:
+        while (jobs := self._take()) is not None:
+            encoded = [(job.row_id, body) for job in jobs if (body := self._encode(job))]
+            try:
+                with self._sessions() as session:
+                    store_encoded(session, encoded)
+                    session.commit()
+                self.stats.encoded += len(encoded)
+            except Exception:  # the rows stay; the dispatcher builds them at send time
+                log.exception("storing %d encoded trace(s) failed", len(encoded))
+                self.stats.failed += len(encoded)
+
+    def _encode(self, job: EncodeJob) -> EncodedTrace | None:
+        try:
+            return encode_record(job.info, self._options, job.path)
+        except Exception:  # one trace's bug must not stop the others; built at send time
+            log.exception("encoding outbox row %s failed", job.row_id)
+            self.stats.failed += 1
+            return None
+
+
+def encode_record(
+    info: RootTraceInfo, options: BuildOptions, path: IngestionPath
+) -> EncodedTrace | None:
+    """``info`` built and encoded as ``path``'s exporter stores it, or ``None`` when that
+    path builds its requests at send time.
+
+    Raises:
+        ValueError: the built trace is not the trace of ``info``; or whatever a failing
+            builder or encoder raises.
+    """
+    encoder = record_encoder(path)
+    if encoder is None:
+        return None
+    body = encoder(build_trace(info, options))
+    if body.trace_id != root_trace_id(info):
+        raise ValueError(f"built trace {body.trace_id} is not {root_trace_id(info)}")
+    return body
+
+
+def attach(session_factory: sessionmaker[Session], encoder: WireEncoder) -> None:
+    """Have sessions of ``session_factory`` hand the traces they record to ``encoder`` when
+    their transaction commits, and forget them when it ends any other way."""
+    session_factory.configure(info={ENCODER_KEY: encoder})
+    event.listen(session_factory, "after_commit", _hand_over)
+    event.listen(session_factory, "after_transaction_end", _forget)
+
+
+def defer(session: Session, job: EncodeJob) -> bool:
+    """List ``job`` for encoding after ``session`` commits; ``False`` when the session's
+    factory has no encoder (the caller then encodes in the transaction)."""
+    if ENCODER_KEY not in session.info:
+        return False
+    recorded: list[EncodeJob] = session.info.setdefault(_RECORDED_KEY, [])
+    recorded.append(job)
+    return True
+
+
+def _hand_over(session: Session) -> None:
+    jobs: list[EncodeJob] | None = session.info.pop(_RECORDED_KEY, None)
+    if jobs:
+        encoder: WireEncoder = session.info[ENCODER_KEY]
+        encoder.submit(jobs)
+
+
+def _forget(session: Session, transaction: SessionTransaction) -> None:
+    # The outermost transaction ended without a commit (``after_commit`` took the list
+    # before this runs): its rows do not exist, and SQLite may give their ids to the next
+    # rows, so nothing of it may be encoded. A savepoint's end keeps the list.
+    if transaction.parent is None:
+        session.info.pop(_RECORDED_KEY, None)
+
