@@ -18,7 +18,7 @@ from opstrail.collector.testing import CollectorHandle, running_collector
 from opstrail.delivery import codec
 from opstrail.delivery.outbox import cancel_pending, enqueue_trace
 from opstrail.exporters.otlp.exporter import WIRE_FORMAT, encode_trace
-from opstrail.services import trace_recording
+from opstrail.services import trace_recording, wire_encoding
 from opstrail.settings import Settings
 from opstrail.storage.base import utcnow
 from opstrail.storage.engine import make_engine, make_session_factory
@@ -95,7 +95,7 @@ def test_record_trace_keeps_the_run_when_building_fails_at_record_time(
     def broken(*_: object, **__: object) -> None:
         raise RuntimeError("builder bug")
 
-    monkeypatch.setattr(trace_recording, "build_trace", broken)
+    monkeypatch.setattr(wire_encoding, "build_trace", broken)
     info = helpers.message_for(app_id)
     helpers.record(session_factory, settings, [info])
     assert helpers.wire_bodies(session_factory) == {}
@@ -456,7 +456,7 @@ def test_dispatcher_keeps_the_body_of_a_row_whose_lease_it_lost(
     ids = [r.id for r in helpers.rows(session_factory)]
     with session_factory() as session:
         session.execute(update(OutboxRow).where(OutboxRow.id == ids[0]).values(state="delivered"))
-        repo.drophelpers.wire_bodies(session, ids=ids, settled_only=True)
+        repo.drop_wire(session, ids=ids, settled_only=True)
         session.commit()
     assert len(helpers.wire_bodies(session_factory)) == 1
 
