@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from alembic import command
 from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -130,15 +129,21 @@ def test_prune_deletes_payload_rows_and_keeps_outbox_rows(
     assert rows[old] is None and rows[new] is not None
 
 
-def test_enqueue_stores_payload_with_core_insert_for_other_driver_styles(
-    session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+def test_enqueue_stores_payload_with_a_named_placeholder_driver(
+    session_factory: sessionmaker[Session],
 ) -> None:
-    """A driver whose placeholder style has no prepared SQL still gets its payload stored."""
-    from opstrail.delivery import outbox
+    """The request path's driver statements are compiled per dialect, so a driver with
+    another placeholder style (named, here) stores the same row and payload."""
+    from sqlalchemy import create_engine
 
-    monkeypatch.setattr(outbox, "_PAYLOAD_SQL", {})
-    info = samples.workflow_run(2)
-    row_id = _recorded(session_factory, info)
+    bound = session_factory.kw["bind"]
+    named = create_engine(bound.url, paramstyle="named")
+    try:
+        assert named.dialect.paramstyle == "named" and not named.dialect.positional
+        info = samples.workflow_run(2)
+        row_id = _recorded(sessionmaker(named), info)
+    finally:
+        named.dispose()
     with session_factory() as session:
         stored = session.scalar(
             select(OutboxPayload.payload).where(OutboxPayload.outbox_id == row_id)

@@ -26,6 +26,7 @@ from opstrail.config.obfuscation import obfuscate
 from opstrail.config.providers import ProviderValues, ValidatedProject, provider_named
 from opstrail.errors import ConfigError, NotFoundError
 from opstrail.storage.base import utcnow
+from opstrail.storage.driver_sql import driver_statement
 from opstrail.storage.tables.apps import App
 from opstrail.storage.tables.tracing import AppTracing, TracingProviderConfig
 from opstrail.tracing.policy import DEFAULT_MASK_PATTERNS, ContentPolicy
@@ -183,9 +184,17 @@ def recording_settings(session: Session, app_id: str) -> RecordingSettings:
     ``enabled`` is true only when the switch is on and the active provider has a saved
     configuration. No network, no decryption. It runs on the request path of every run, so
     it is one narrow query (the switch, the policy columns and whether a config exists),
-    never a load of the encrypted configuration row, on the session's own connection.
+    never a load of the encrypted configuration row, on the session's own driver cursor
+    (``storage.driver_sql``).
     """
-    found = session.connection().execute(_RECORDING_QUERY, {"app_id": app_id}).first()
+    connection = session.connection()
+    cursor = driver_statement(_RECORDING_QUERY, connection.dialect).execute(
+        connection, {"app_id": app_id}
+    )
+    try:
+        found = cursor.fetchone()
+    finally:
+        cursor.close()
     if found is None:
         return RecordingSettings(enabled=False, provider=None, policy=ContentPolicy())
     enabled, provider, mode, patterns_json, sample_rate, path = found

@@ -2,8 +2,8 @@
 
 ``enqueue_trace``/``enqueue_score`` insert a row in the caller's transaction: it exists if
 and only if that transaction commits (a rollback leaves nothing to send). The dispatcher
-(``opstrail.delivery.dispatcher``) picks rows up after the commit. A Core ``INSERT`` is used
-rather than an ORM object: it is on the request path, and costs a third of an ORM flush.
+(``opstrail.delivery.dispatcher``) picks rows up after the commit. Its INSERTs run on the
+driver's cursor rather than as ORM objects or Core executions: they are on the request path.
 
 A trace may come with its spans already encoded for its exporter (``EncodedTrace``): they are
 stored beside the trace info (``outbox_wire``) and sent as they are.
@@ -13,15 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Final, cast
+from typing import Final, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, exists, insert, select, update
+from sqlalchemy import Insert, Table, bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from opstrail.delivery import codec
 from opstrail.exporters.base import EncodedTrace
 from opstrail.ids import score_id as make_score_id
 from opstrail.storage.base import utcnow
+from opstrail.storage.driver_sql import driver_statement
 from opstrail.storage.repos import outbox as repo
 from opstrail.storage.tables.outbox import (
     DUE_STATES,
@@ -34,26 +35,31 @@ from opstrail.tracing.info import FeedbackInfo, RootTraceInfo
 from opstrail.tracing.policy import feedback_trace_id, root_trace_id
 
 _TABLE = cast(Table, OutboxRow.__table__)
-_INSERT: Final = insert(_TABLE)
-_INSERT_PAYLOAD: Final = insert(cast(Table, OutboxPayload.__table__))
-# The payload INSERT as driver SQL, per DBAPI placeholder style (SQLite, psycopg), sent on the
-# driver's own cursor inside the same transaction: about 15 µs against 54 for a Core statement
-# on the request path (docs/benchmarks.md). Only an int and a str are bound, so no SQLAlchemy
-# type processing is skipped, and no statement events are listened to. Other drivers use
-# ``_INSERT_PAYLOAD``.
-_PAYLOAD_SQL: Final = {
-    style: f"INSERT INTO {OutboxPayload.__tablename__} (outbox_id, payload) VALUES ({marks})"
-    for style, marks in (("qmark", "?, ?"), ("format", "%s, %s"), ("pyformat", "%s, %s"))
-}
-_INSERT_WIRE: Final = insert(cast(Table, OutboxWire.__table__))
-_WIRE_SQL: Final = {
-    style: (
-        f"INSERT INTO {OutboxWire.__tablename__} "
-        f"(outbox_id, wire_format, body, observation_count) VALUES ({marks})"
+_ROW_COLUMNS: Final = (
+    "app_id", "kind", "trace_id", "score_id", "payload_bytes", "state", "attempts",
+    "next_attempt_at", "created_at", "queued_at", "updated_at",
+)
+# The three INSERTs of a recorded trace run on the driver's own cursor in the caller's
+# transaction (``storage.driver_sql``): this is the request path of every run, where a Core
+# execution costs about 40 µs more per statement than the statement itself.
+
+
+def _insert_into(table: Table, columns: Sequence[str]) -> Insert:
+    # Typed parameters: their type's bind processing (UTC timestamps) runs on the driver path.
+    return insert(table).values(
+        {name: bindparam(name, type_=table.c[name].type) for name in columns}
     )
-    for style, marks in (("qmark", "?, ?, ?, ?"), ("format", "%s, %s, %s, %s"),
-                         ("pyformat", "%s, %s, %s, %s"))
-}
+
+
+_INSERT_ROW: Final = _insert_into(_TABLE, _ROW_COLUMNS)
+_INSERT_ROW_RETURNING: Final = _INSERT_ROW.returning(_TABLE.c.id)
+_INSERT_PAYLOAD: Final = _insert_into(
+    cast(Table, OutboxPayload.__table__), ("outbox_id", "payload")
+)
+_INSERT_WIRE: Final = _insert_into(
+    cast(Table, OutboxWire.__table__),
+    ("outbox_id", "wire_format", "body", "observation_count"),
+)
 
 
 # A body encoded after its row committed is stored only while the row is as it was recorded:
@@ -158,32 +164,26 @@ def _insert(
         "queued_at": moment,
         "updated_at": moment,
     }
-    # The session's own connection (same transaction) skips the ORM statement processing:
-    # this runs on the request path of every run.
     connection = session.connection()
-    result = cast(CursorResult[Any], connection.execute(_INSERT, values))
-    key = result.inserted_primary_key
-    assert key is not None
-    row_id = int(key[0])
-    style = connection.dialect.paramstyle
-    if style not in _PAYLOAD_SQL:
-        connection.execute(_INSERT_PAYLOAD, {"outbox_id": row_id, "payload": payload})
-        if encoded is not None:
-            connection.execute(_INSERT_WIRE, {
-                "outbox_id": row_id, "wire_format": encoded.wire_format, "body": encoded.body,
-                "observation_count": encoded.observations,
-            })
-        return row_id
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(_PAYLOAD_SQL[style], (row_id, payload))
-        if encoded is not None:
-            cursor.execute(
-                _WIRE_SQL[style],
-                (row_id, encoded.wire_format, encoded.body, encoded.observations),
-            )
-    finally:
+    dialect = connection.dialect
+    if dialect.insert_returning:
+        cursor = driver_statement(_INSERT_ROW_RETURNING, dialect).execute(connection, values)
+        try:
+            row_id = int(cursor.fetchone()[0])
+        finally:
+            cursor.close()
+    else:  # SQLite before 3.35
+        cursor = driver_statement(_INSERT_ROW, dialect).execute(connection, values)
+        row_id = int(cursor.lastrowid)
         cursor.close()
+    driver_statement(_INSERT_PAYLOAD, dialect).execute(
+        connection, {"outbox_id": row_id, "payload": payload}
+    ).close()
+    if encoded is not None:
+        driver_statement(_INSERT_WIRE, dialect).execute(connection, {
+            "outbox_id": row_id, "wire_format": encoded.wire_format, "body": encoded.body,
+            "observation_count": encoded.observations,
+        }).close()
     return row_id
 
 
