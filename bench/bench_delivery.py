@@ -279,11 +279,13 @@ def child_dify(traces: str) -> dict[str, Any]:
 
 
 def child_latency(rate: str, seconds: str) -> dict[str, Any]:
-    """Record chat messages at ``rate``/s for ``seconds`` with the embedded dispatcher running
-    (as in ``opstrail serve``); latency = commit -> first receipt at the collector."""
+    """Record chat messages at ``rate``/s for ``seconds`` with the embedded dispatcher and the
+    encoder thread running on one session factory (as in ``opstrail serve``); latency =
+    commit -> first receipt at the collector."""
     from opstrail.delivery.worker import DispatcherThread
     from opstrail.services.bootstrap import build_dispatcher
-    from opstrail.services.trace_recording import record_trace
+    from opstrail.services.trace_recording import build_options, record_trace
+    from opstrail.services.wire_encoding import WireEncoder, attach
     from opstrail.tracing import samples
     from opstrail.tracing.policy import root_trace_id
 
@@ -292,6 +294,9 @@ def child_latency(rate: str, seconds: str) -> dict[str, Any]:
     store = tmp / "collector"
     store.mkdir()
     settings, engine, sessions = _database(tmp)
+    encoder = WireEncoder(sessions, build_options(settings))
+    attach(sessions, encoder)
+    encoder.start()
     committed: dict[str, datetime] = {}
     with collector(accept_only=False, version="4.16.0", data_dir=store) as url:
         app_id = _configured_app(settings, sessions, url)
@@ -318,6 +323,7 @@ def child_latency(rate: str, seconds: str) -> dict[str, Any]:
                 break
             time.sleep(0.5)
         runner.stop()
+    encoder.stop()
     engine.dispose()
     latencies = sorted(
         (received[t] - c).total_seconds() * 1000 for t, c in committed.items() if t in received
@@ -329,6 +335,7 @@ def child_latency(rate: str, seconds: str) -> dict[str, Any]:
         "p90_ms": _percentile(latencies, 90),
         "p99_ms": _percentile(latencies, 99),
         "max_ms": latencies[-1] if latencies else None,
+        "encoded_after_commit": encoder.stats.encoded,
     }
 
 
