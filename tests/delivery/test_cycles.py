@@ -8,16 +8,23 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from opstrail.collector.testing import CollectorHandle
+from opstrail.collector.testing import CollectorHandle, running_collector
 from opstrail.delivery import dispatcher as dispatcher_module
 from opstrail.delivery.dispatcher import Dispatcher, DispatchOptions
+from opstrail.services.trace_recording import record_feedback
 from opstrail.settings import Settings
+from opstrail.storage.base import utcnow
+from opstrail.storage.repos import outbox as repo
+from opstrail.storage.tables.outbox import OutboxRow
+from opstrail.tracing import samples
 from opstrail.tracing.build import build_trace
 
 from . import helpers
@@ -180,3 +187,108 @@ def test_the_deployment_setting_sets_the_cycles(tmp_path: Any) -> None:
 
     assert dispatch_options(Settings(data_dir=tmp_path)).cycles_in_flight == 2
     assert dispatch_options(Settings(data_dir=tmp_path, dispatch_cycles=3)).cycles_in_flight == 3
+
+
+def test_a_cycle_starts_no_request_once_half_its_lease_is_gone(
+    collector: CollectorHandle,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    app_id: str,
+) -> None:
+    """A cycle whose requests are slow gives its remaining rows back while its lease still
+    holds, so another cycle never takes over rows still being sent: every observation
+    arrives exactly once even though a cycle's requests together outlast the lease."""
+    infos = [helpers.message_for(app_id) for _ in range(20)]
+    helpers.record(session_factory, settings, infos)
+    collector.set_faults(latency_seconds=0.6, targets=("otel",))
+    dispatcher = helpers.dispatcher(
+        settings, session_factory, batch_size=5, cycles_in_flight=2, lease_seconds=2.0,
+        max_batch_bytes=1,  # one request per trace: five in a row take 3 s
+    )
+    expected = {o.id for info in infos for o in build_trace(info).observations}
+    with _running(dispatcher):
+        collector.wait_for(
+            lambda: helpers.states(session_factory) == {"delivered": 20}, timeout=90
+        )
+    assert collector.observation_ids() == expected
+    assert collector.copy_count() == len(expected)
+
+
+def test_the_claim_leases_only_rows_still_due_when_it_writes(
+    backend_database: tuple[Settings, sessionmaker[Session], Engine],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Between picking ids and leasing them, a row may be cancelled or leased elsewhere: the
+    lease skips it and the claim does not return it (forced here with a pick that ignores
+    every condition)."""
+    settings, sessions, _ = backend_database
+    routed, plain = helpers.create_app(sessions), helpers.create_app(sessions)
+    with running_collector() as collector:
+        helpers.configure_tracing(sessions, settings, routed, collector.url)
+    helpers.record(sessions, settings, [helpers.message_for(routed) for _ in range(2)])
+    helpers.record(sessions, settings, [helpers.message_for(plain)])  # unrouted
+    now = utcnow()
+    with sessions() as session:
+        taken = repo.claim_due(session, owner="other", now=now,
+                               lease_until=now + timedelta(seconds=60), limit=1)
+        session.commit()
+    picks = repo._claim_statements(settings.is_sqlite is False, False)
+    everything = select(OutboxRow.id).order_by(OutboxRow.id)
+    monkeypatch.setattr(repo, "_claim_statements", lambda *_: (everything, *picks[1:]))
+    with sessions() as session:
+        claimed = repo.claim_due(session, owner="me", now=now,
+                                 lease_until=now + timedelta(seconds=60), limit=10)
+        session.commit()
+    rows = {row.id: row for row in helpers.rows(sessions)}
+    assert [row.id for row in claimed] == [
+        i for i, row in rows.items() if row.app_id == routed and i != taken[0].id
+    ]
+    assert {i: row.lease_owner for i, row in rows.items()} == {
+        taken[0].id: "other", claimed[0].id: "me",
+        **{i: None for i, row in rows.items() if row.app_id == plain},
+    }
+
+
+def test_a_changed_rating_waits_for_the_rating_it_replaces(
+    backend_database: tuple[Settings, sessionmaker[Session], Engine],
+) -> None:
+    """While a like is in flight, the dislike that replaces it is not claimed (a second
+    cycle or worker would race it to Langfuse); once the like is settled, it is."""
+    settings, sessions, _ = backend_database
+    app_id = helpers.create_app(sessions)
+    with running_collector() as collector:
+        helpers.configure_tracing(sessions, settings, app_id, collector.url)
+    info = helpers.message_for(app_id)
+    helpers.record(sessions, settings, [info])
+    like = replace(samples.feedback("like", message_id=info.message_id), context=info.context)
+    with sessions() as session:
+        record_feedback(session, settings, like)
+        session.commit()
+    now = utcnow()
+    lease = {"now": now, "lease_until": now + timedelta(seconds=60), "limit": 10}
+    with sessions() as session:
+        in_flight = repo.claim_due(session, owner="first", **lease)
+        session.commit()
+    assert [row.kind for row in in_flight] == ["message", "score"]
+    with sessions() as session:
+        record_feedback(session, settings, replace(like, rating="dislike"))
+        session.commit()
+    moment = utcnow()
+    with sessions() as session:
+        assert repo.claim_due(
+            session, owner="second", now=moment, lease_until=moment + timedelta(seconds=60),
+            limit=10,
+        ) == []
+        session.commit()
+    with sessions() as session:
+        session.execute(update(OutboxRow).where(OutboxRow.id == in_flight[1].id).values(
+            state="delivered", lease_owner=None, lease_until=None))
+        session.commit()
+    later = utcnow()
+    with sessions() as session:
+        [dislike] = repo.claim_due(
+            session, owner="second", now=later, lease_until=later + timedelta(seconds=60),
+            limit=10,
+        )
+        session.commit()
+    assert dislike.kind == "score" and dislike.id > in_flight[1].id

@@ -162,6 +162,7 @@ class _Item:
     verdict."""
 
     row: repo.ClaimedRow
+    send_by: float = float("inf")  # monotonic; later, the row's lease may run out mid-request
     trace: Trace | None = None
     encoded: EncodedTrace | None = None
     feedback: FeedbackInfo | None = None
@@ -263,6 +264,7 @@ class Dispatcher:
         # would wait in SQLite's sleeping busy handler instead of on this lock.
         self._write_lock = threading.Lock()
         self._housekeeping_lock = threading.Lock()
+        self._cycle_owners: set[str] = {self.owner}
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -336,7 +338,7 @@ class Dispatcher:
         finished = threading.Event()
         helpers = [
             threading.Thread(
-                target=self._follow, args=(backlog, finished),
+                target=self._follow, args=(n, backlog, finished),
                 name=f"opstrail-cycle-{n}", daemon=True,
             )
             for n in range(1, self.options.cycles_in_flight)
@@ -351,6 +353,7 @@ class Dispatcher:
                 except DeliveryError as exc:
                     if exc.code == "dispatcher_lease_lost":
                         log.error("dispatcher %s: %s", self.owner, exc)
+                        self._stop.set()  # the helper cycles must not send either
                         break
                     log.exception("dispatcher %s: cycle failed", self.owner)
                     done = 0
@@ -376,14 +379,14 @@ class Dispatcher:
                 helper.join()
             self.close()
 
-    def _follow(self, backlog: threading.Event, finished: threading.Event) -> None:
+    def _follow(self, cycle: int, backlog: threading.Event, finished: threading.Event) -> None:
         """A helper of ``run``: runs cycles while the leading loop reports a backlog."""
         while not (finished.is_set() or self._stop.is_set()):
             backlog.wait()
             if finished.is_set() or self._stop.is_set():
                 return
             try:
-                done = self.run_once(housekeeping=False)
+                done = self.run_once(housekeeping=False, cycle=cycle)
             except Exception:  # the worker-loop boundary, as in ``run``
                 log.exception("dispatcher %s: cycle failed", self.owner)
                 backlog.clear()
@@ -396,7 +399,9 @@ class Dispatcher:
         """Give back every row this dispatcher leased, and its exclusive lease; returns how
         many rows. Safe from another thread (the shutdown path)."""
         with self._sessions() as session:
-            released = repo.release_leases(session, owner=self.owner)
+            released = sum(
+                repo.release_leases(session, owner=owner) for owner in sorted(self._cycle_owners)
+            )
             if self.options.single_lease:
                 repo.drop_lease(session, name=self.options.single_lease, owner=self.owner)
             session.commit()
@@ -422,21 +427,27 @@ class Dispatcher:
 
     # --- one cycle ---------------------------------------------------------------------------
 
-    def run_once(self, *, housekeeping: bool = True) -> int:
+    def run_once(self, *, housekeeping: bool = True, cycle: int = 0) -> int:
         """Run one cycle; returns how many rows were claimed (0: nothing due).
 
-        Safe to call from several threads at once: each cycle claims rows no other holds.
-        ``housekeeping=False`` skips the periodic resume check and maintenance.
+        Safe to call from several threads at once with different ``cycle`` numbers: each
+        cycle leases under an owner of its own (``owner#cycle``), so one never takes over
+        rows another still sends, nor writes outcomes for them. ``housekeeping=False`` skips
+        the periodic resume check and maintenance.
         """
         if housekeeping:
             self._housekeeping()
         if self._stop.is_set():
             return 0
+        owner = self._cycle_owner(cycle)
         now = utcnow()
+        # A request is only started while at least half of the lease is left, so a slow
+        # destination cannot make another dispatcher take over rows still being sent.
+        send_by = time.monotonic() + self.options.lease_seconds / 2
         with self._write_lock, self._sessions() as session:
             rows = repo.claim_due(
                 session,
-                owner=self.owner,
+                owner=owner,
                 now=now,
                 lease_until=now + timedelta(seconds=self.options.lease_seconds),
                 limit=self.options.batch_size,
@@ -445,20 +456,27 @@ class Dispatcher:
         if not rows:
             return 0
         try:
-            items, notes = self._process(rows)
+            items, notes = self._process(rows, send_by)
         except BaseException:
-            self._release([r.id for r in rows])
+            self._release([r.id for r in rows], owner)
             raise
-        self._record(items, notes)
+        self._record(items, notes, owner)
         return len(rows)
 
-    def _release(self, ids: Sequence[int]) -> None:
+    def _cycle_owner(self, cycle: int) -> str:
+        owner = self.owner if cycle == 0 else f"{self.owner}#{cycle}"
+        self._cycle_owners.add(owner)
+        return owner
+
+    def _release(self, ids: Sequence[int], owner: str) -> None:
         with self._write_lock, self._sessions() as session:
-            repo.release_leases(session, owner=self.owner, ids=ids)
+            repo.release_leases(session, owner=owner, ids=ids)
             session.commit()
 
-    def _process(self, rows: Sequence[repo.ClaimedRow]) -> tuple[list[_Item], dict[str, _AppNote]]:
-        items = [_Item(row) for row in rows]
+    def _process(
+        self, rows: Sequence[repo.ClaimedRow], send_by: float
+    ) -> tuple[list[_Item], dict[str, _AppNote]]:
+        items = [_Item(row, send_by) for row in rows]
         by_app: dict[str, list[_Item]] = defaultdict(list)
         for item in items:
             by_app[item.row.app_id].append(item)
@@ -557,14 +575,10 @@ class Dispatcher:
         # The breaker is checked before every request: once a destination starts failing
         # (or answers 429) the rest of the batch waits instead of hammering it.
         for chunk in self._chunks(traces, destination.path):
-            if self._stop.is_set():
-                self._release_items(chunk)
-            elif not self._held_back(breaker, chunk):
+            if not self._released(chunk) and not self._held_back(breaker, chunk):
                 self._send(destination, chunk, path_switched=False)
         for item in scores:
-            if self._stop.is_set():
-                self._release_items([item])
-            elif not self._held_back(breaker, [item]):
+            if not self._released([item]) and not self._held_back(breaker, [item]):
                 self._send_score(destination, item)
 
     def _held_back(self, breaker: CircuitBreaker, items: Sequence[_Item]) -> bool:
@@ -583,6 +597,19 @@ class Dispatcher:
     def _release_items(self, items: Sequence[_Item]) -> None:
         for item in items:
             self._judge(item, _Verdict.RELEASE, "shutdown", "released at shutdown, not sent")
+
+    def _released(self, items: Sequence[_Item]) -> bool:
+        """Give ``items`` back unsent when stopping, or when their lease is half gone (a
+        slow destination earlier in the cycle); ``True`` if so."""
+        if self._stop.is_set():
+            self._release_items(items)
+            return True
+        if time.monotonic() > items[0].send_by:
+            for item in items:
+                self._judge(item, _Verdict.RELEASE, "lease_running_out",
+                            "not sent: the cycle's lease was half gone; due again at once")
+            return True
+        return False
 
     def _build(self, item: _Item) -> None:
         row = item.row
@@ -889,7 +916,7 @@ class Dispatcher:
             elif item.verdict is _Verdict.DEAD:
                 note.failure = ("error", item.code or "dead", item.message or "")
 
-    def _record(self, items: Sequence[_Item], notes: dict[str, _AppNote]) -> None:
+    def _record(self, items: Sequence[_Item], notes: dict[str, _AppNote], owner: str) -> None:
         now = utcnow()
         updates: list[repo.RowUpdate] = []
         acks: dict[str, list[int]] = defaultdict(list)
@@ -965,9 +992,9 @@ class Dispatcher:
                     attempts=row.attempts, code=item.code, message=item.message,
                 ))
         with self._write_lock, self._sessions() as session:
-            repo.apply_updates(session, owner=self.owner, updates=updates, now=now)
+            repo.apply_updates(session, owner=owner, updates=updates, now=now)
             if release:
-                repo.release_leases(session, owner=self.owner, ids=release)
+                repo.release_leases(session, owner=owner, ids=release)
             repo.drop_wire(session, ids=settled_wire, settled_only=True)
             for key, ids in acks.items():
                 repo.record_acks(session, destination_key=key, outbox_ids=ids, now=now)
@@ -1036,7 +1063,7 @@ class Dispatcher:
         returns how many were resumed."""
         resumed = 0
         now = utcnow()
-        with self._sessions() as session:
+        with self._write_lock, self._sessions() as session:
             for state in repo.paused_apps(session):
                 try:
                     destination = self._resolver.resolve(session, state.app_id)
@@ -1059,7 +1086,7 @@ class Dispatcher:
     def maintain(self) -> tuple[int, int]:
         """Apply the age limit (dead-letter) and the payload retention; returns the counts."""
         now = utcnow()
-        with self._sessions() as session:
+        with self._write_lock, self._sessions() as session:
             expired = repo.expire_old_rows(session, now=now, max_age=self.options.max_row_age)
             pruned = repo.prune_payloads(session, now=now, retention=self.options.retention)
             repo.prune_wire(session)

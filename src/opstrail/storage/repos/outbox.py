@@ -24,6 +24,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     func,
     insert,
     or_,
@@ -31,7 +32,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from opstrail.storage.tables.outbox import (
     DUE_STATES,
@@ -140,7 +141,12 @@ def claim_due(
     """Lease up to ``limit`` due rows (oldest due first) to ``owner``.
 
     On PostgreSQL the rows are locked ``FOR UPDATE SKIP LOCKED``, so concurrent dispatchers
-    never claim the same row; SQLite has a single dispatcher (see ``acquire_lease``).
+    never claim the same row; SQLite has a single dispatcher (see ``acquire_lease``). The
+    lease is only taken on rows still due and unleased when it is written (on SQLite the pick
+    runs before the write transaction starts, so a cancel or a re-queue may come between), and
+    only the rows it took are returned. A rating waits while an older rating of the same
+    score is still waiting or in flight, so a changed or revoked rating never overtakes the
+    one it replaces.
     """
     pick, read, lease = _claim_statements(
         session.get_bind().dialect.name == "postgresql", app_ids is not None
@@ -152,6 +158,9 @@ def claim_due(
     ids = list(connection.execute(pick, params).scalars())
     if not ids:
         return []
+    connection.execute(
+        lease, {"ids": ids, "b_owner": owner, "b_lease_until": lease_until, "now": now}
+    )
     order = {row_id: n for n, row_id in enumerate(ids)}
     rows = [
         ClaimedRow(
@@ -169,9 +178,11 @@ def claim_due(
             wire=r.body,
             wire_observations=r.observation_count or 0,
         )
-        for r in sorted(connection.execute(read, {"ids": ids}), key=lambda r: order[r.id])
+        for r in sorted(
+            connection.execute(read, {"ids": ids, "b_owner": owner, "b_lease_until": lease_until}),
+            key=lambda r: order[r.id],
+        )
     ]
-    connection.execute(lease, {"ids": ids, "b_owner": owner, "b_lease_until": lease_until})
     return rows
 
 
@@ -185,10 +196,24 @@ def _claim_statements(postgresql: bool, by_app: bool) -> tuple[Select[Any], Sele
     taken (SQLite: about 250 µs per claimed row with 1,000 rows due).
     """
     now = bindparam("now", type_=OutboxRow.next_attempt_at.type)
-    pick = select(OutboxRow.id).where(
+    owner = bindparam("b_owner", type_=String)
+    until = bindparam("b_lease_until", type_=OutboxRow.lease_until.type)
+    due = (
         OutboxRow.state.in_(DUE_STATES),
         OutboxRow.next_attempt_at <= now,
         or_(OutboxRow.lease_until.is_(None), OutboxRow.lease_until < now),
+    )
+    earlier = aliased(OutboxRow)
+    pick = select(OutboxRow.id).where(
+        *due,
+        or_(
+            OutboxRow.score_id.is_(None),
+            ~exists().where(
+                earlier.score_id == OutboxRow.score_id,
+                earlier.id < OutboxRow.id,
+                earlier.state.in_(DUE_STATES),
+            ),
+        ),
     )
     if by_app:
         pick = pick.where(OutboxRow.app_id.in_(bindparam("app_ids", expanding=True)))
@@ -219,15 +244,17 @@ def _claim_statements(postgresql: bool, by_app: bool) -> tuple[Select[Any], Sele
         )
         .outerjoin(OutboxPayload, OutboxPayload.outbox_id == OutboxRow.id)
         .outerjoin(OutboxWire, OutboxWire.outbox_id == OutboxRow.id)
-        .where(OutboxRow.id.in_(bindparam("ids", expanding=True)))
+        .where(
+            OutboxRow.id.in_(bindparam("ids", expanding=True)),
+            OutboxRow.lease_owner == owner,
+            OutboxRow.lease_until == until,
+        )
     )
     lease = (
-        update(_T)
-        .where(_T.c.id.in_(bindparam("ids", expanding=True)))
-        .values(
-            lease_owner=bindparam("b_owner", type_=String),
-            lease_until=bindparam("b_lease_until", type_=OutboxRow.lease_until.type),
-        )
+        update(OutboxRow)
+        .where(OutboxRow.id.in_(bindparam("ids", expanding=True)), *due)
+        .values(lease_owner=owner, lease_until=until)
+        .execution_options(synchronize_session=False)
     )
     return pick, read, lease
 
