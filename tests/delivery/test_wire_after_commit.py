@@ -5,6 +5,7 @@ built by the dispatcher, so delivery is the same either way. Real collector, rea
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,7 +75,7 @@ def test_the_trace_is_encoded_after_the_commit_and_not_inside_the_transaction(
         assert (stored.wire_format, stored.body, stored.observation_count) == (
             WIRE_FORMAT, expected.body, expected.observations
         )
-        assert encoder.stats.encoded == 1
+        assert (encoder.stats.encoded, encoder.stats.stored) == (1, 1)
     finally:
         encoder.stop()
 
@@ -137,6 +138,7 @@ def test_a_body_never_lands_on_a_row_touched_since_it_was_recorded(
     encoder.start()
     assert encoder.flush()
     assert helpers.wire_bodies(session_factory) == {}
+    assert (encoder.stats.encoded, encoder.stats.stored) == (1, 0)
 
 
 def test_delivery_sends_the_bodies_encoded_after_commit(
@@ -205,3 +207,75 @@ def test_without_an_attached_encoder_the_trace_is_encoded_in_the_transaction(
         session.flush()
         assert len(session.scalars(select(OutboxWire)).all()) == 1
         session.commit()
+
+
+def test_a_released_savepoint_hands_nothing_over_before_the_outer_commit(
+    encoder: WireEncoder, settings: Settings, session_factory: sessionmaker[Session], app_id: str
+) -> None:
+    """Releasing a savepoint is not a commit: if the outer transaction then rolls back, the
+    trace recorded inside was never handed to the encoder."""
+    with encoder._sessions() as session:
+        with session.begin_nested():
+            record_trace(session, settings, helpers.message_for(app_id))
+        assert encoder._queue.jobs == deque()
+        session.rollback()
+    encoder.start()
+    assert encoder.flush()
+    assert encoder.stats.encoded == 0
+
+
+def test_a_rolled_back_savepoint_forgets_its_traces_and_keeps_the_others(
+    encoder: WireEncoder, settings: Settings, session_factory: sessionmaker[Session], app_id: str
+) -> None:
+    """Only the traces whose rows were committed are encoded: one before the savepoint, one
+    in a released savepoint; not the one in the savepoint rolled back, nor in one nested in
+    it."""
+    before, released, lost, nested_lost = (helpers.message_for(app_id) for _ in range(4))
+    with encoder._sessions() as session:
+        record_trace(session, settings, before)
+        with session.begin_nested():
+            record_trace(session, settings, released)
+        savepoint = session.begin_nested()
+        record_trace(session, settings, lost)
+        with session.begin_nested():
+            record_trace(session, settings, nested_lost)
+        savepoint.rollback()
+        session.commit()
+    encoder.start()
+    assert encoder.flush()
+    assert set(helpers.wire_bodies(session_factory)) == {
+        build_trace(before).id, build_trace(released).id
+    }
+    assert (encoder.stats.encoded, encoder.stats.stored) == (2, 2)
+
+
+def test_commits_after_stop_are_left_to_the_dispatcher(
+    encoder: WireEncoder, settings: Settings, app_id: str
+) -> None:
+    """A stopped encoder takes no more work (nothing would drain it)."""
+    encoder.start()
+    encoder.stop()
+    _record(encoder, settings, [helpers.message_for(app_id)])
+    assert encoder.stats.dropped == 1
+    assert not encoder._queue.jobs
+
+
+def test_one_body_that_cannot_be_stored_costs_only_itself(
+    encoder: WireEncoder, settings: Settings, session_factory: sessionmaker[Session], app_id: str
+) -> None:
+    """A batch whose store fails is stored again body by body: only the failing body is
+    lost (here a row that already has one: its primary key refuses a second)."""
+    infos = [helpers.message_for(app_id) for _ in range(3)]
+    _record(encoder, settings, infos)
+    with session_factory() as session:
+        middle = session.scalars(select(OutboxRow.id).order_by(OutboxRow.id)).all()[1]
+        session.add(OutboxWire(outbox_id=middle, wire_format="other/1", body=b"x",
+                               observation_count=1))
+        session.commit()
+    encoder.start()
+    assert encoder.flush()
+    stats = encoder.stats
+    assert (stats.encoded, stats.stored, stats.failed) == (3, 2, 1)
+    bodies = helpers.wire_bodies(session_factory)
+    assert bodies[build_trace(infos[1]).id].wire_format == "other/1"
+    assert {bodies[build_trace(i).id].wire_format for i in (infos[0], infos[2])} == {WIRE_FORMAT}

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Final, cast
 
-from sqlalchemy import Insert, Table, bindparam, exists, insert, select, update
+from sqlalchemy import Insert, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from opstrail.delivery import codec
@@ -74,7 +74,10 @@ _WIRE_IF_FRESH: Final = insert(cast(Table, OutboxWire.__table__)).from_select(
         bindparam("body", type_=OutboxWire.body.type),
         bindparam("observation_count", type_=OutboxWire.observation_count.type),
     ).where(
-        exists().where(
+        # FOR SHARE (PostgreSQL; SQLite has one writer anyway): a claim, cancel or re-queue
+        # of the row in progress is waited for, and the conditions are checked on its result.
+        select(OutboxRow.id)
+        .where(
             OutboxRow.id == bindparam("row_id", type_=OutboxRow.id.type),
             OutboxRow.trace_id == bindparam("trace_id", type_=OutboxRow.trace_id.type),
             OutboxRow.state == OutboxState.PENDING.value,
@@ -82,22 +85,34 @@ _WIRE_IF_FRESH: Final = insert(cast(Table, OutboxWire.__table__)).from_select(
             OutboxRow.lease_owner.is_(None),
             OutboxRow.last_error_code.is_(None),
         )
+        .with_for_update(read=True)
+        .exists()
     ),
 )
 
 
-def store_encoded(session: Session, encoded: Sequence[tuple[int, EncodedTrace]]) -> None:
+_WIRE_IF_FRESH_RETURNING: Final = _WIRE_IF_FRESH.returning(OutboxWire.outbox_id)
+
+
+def store_encoded(session: Session, encoded: Sequence[tuple[int, EncodedTrace]]) -> int:
     """Store bodies encoded after their rows committed (``(outbox id, body)`` pairs), each
     only if its row still holds that trace, untouched since it was recorded; the others are
     skipped (their dispatcher builds them from the trace info). In the caller's
-    transaction."""
-    if encoded:
-        session.connection().execute(_WIRE_IF_FRESH, [
-            {"outbox_id": row_id, "row_id": row_id, "trace_id": body.trace_id,
-             "wire_format": body.wire_format,
-             "body": body.body, "observation_count": body.observations}
-            for row_id, body in encoded
-        ])
+    transaction; returns how many were stored."""
+    stored = 0
+    connection = session.connection()
+    # One statement per body, so that its answer says whether the row took it (psycopg
+    # reports no row count for an INSERT through SQLAlchemy: RETURNING does).
+    returning = connection.dialect.insert_returning
+    statement = _WIRE_IF_FRESH_RETURNING if returning else _WIRE_IF_FRESH
+    for row_id, body in encoded:
+        result = connection.execute(statement, {
+            "outbox_id": row_id, "row_id": row_id, "trace_id": body.trace_id,
+            "wire_format": body.wire_format, "body": body.body,
+            "observation_count": body.observations,
+        })
+        stored += len(result.all()) if returning else max(result.rowcount, 0)
+    return stored
 
 
 def enqueue_trace(

@@ -53,8 +53,9 @@ class EncodeJob:
 class EncoderStats:
     """What an encoder did since it started (read by tests and the benchmark)."""
 
-    encoded: int = 0
-    failed: int = 0
+    encoded: int = 0  # encoded and offered to the store
+    stored: int = 0  # of those, stored (the others' rows had moved on: claimed, re-queued)
+    failed: int = 0  # failed to encode or to store: built at send time instead
     dropped: int = 0  # refused while the queue was full: built at send time instead
 
 
@@ -103,6 +104,9 @@ class WireEncoder:
     def submit(self, jobs: list[EncodeJob]) -> None:
         """Queue committed traces (cheap: the request thread only appends)."""
         with self._ready:
+            if self._stopping:  # a commit after ``stop``: left to the dispatcher
+                self.stats.dropped += len(jobs)
+                return
             room = self._max_queued - len(self._queue.jobs)
             if room < len(jobs):
                 self.stats.dropped += len(jobs) - max(room, 0)
@@ -130,7 +134,8 @@ class WireEncoder:
             self._ready.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=grace)
-            self._thread = None
+            if not self._thread.is_alive():
+                self._thread = None
 
     def _take(self) -> list[EncodeJob] | None:
         with self._ready:
@@ -147,14 +152,27 @@ class WireEncoder:
     def _run(self) -> None:
         while (jobs := self._take()) is not None:
             encoded = [(job.row_id, body) for job in jobs if (body := self._encode(job))]
-            try:
-                with self._sessions() as session:
-                    store_encoded(session, encoded)
-                    session.commit()
-                self.stats.encoded += len(encoded)
-            except Exception:  # the rows stay; the dispatcher builds them at send time
-                log.exception("storing %d encoded trace(s) failed", len(encoded))
-                self.stats.failed += len(encoded)
+            self.stats.encoded += len(encoded)
+            if self._store(encoded) is None and len(encoded) > 1:
+                # One body can fail a batch (a deadlock with a concurrent re-queue on
+                # PostgreSQL, say): store the others one by one.
+                for one in encoded:
+                    self._store([one])
+
+    def _store(self, encoded: list[tuple[int, EncodedTrace]]) -> int | None:
+        """Store ``encoded`` in one transaction; how many were stored, ``None`` on failure
+        (the rows stay; the dispatcher builds them at send time)."""
+        try:
+            with self._sessions() as session:
+                stored = store_encoded(session, encoded)
+                session.commit()
+        except Exception:  # the worker-thread boundary: log, count, go on
+            log.exception("storing %d encoded trace(s) failed", len(encoded))
+            if len(encoded) == 1:
+                self.stats.failed += 1
+            return None
+        self.stats.stored += stored
+        return stored
 
     def _encode(self, job: EncodeJob) -> EncodedTrace | None:
         try:
@@ -186,10 +204,12 @@ def encode_record(
 
 def attach(session_factory: sessionmaker[Session], encoder: WireEncoder) -> None:
     """Have sessions of ``session_factory`` hand the traces they record to ``encoder`` when
-    their transaction commits, and forget them when it ends any other way."""
+    their outermost transaction commits, and forget them when it (or the savepoint they were
+    recorded in) ends any other way."""
     session_factory.configure(info={ENCODER_KEY: encoder})
     event.listen(session_factory, "after_commit", _hand_over)
-    event.listen(session_factory, "after_transaction_end", _forget)
+    event.listen(session_factory, "after_soft_rollback", _forget_rolled_back)
+    event.listen(session_factory, "after_transaction_end", _forget_uncommitted)
 
 
 def defer(session: Session, job: EncodeJob) -> bool:
@@ -197,22 +217,52 @@ def defer(session: Session, job: EncodeJob) -> bool:
     factory has no encoder (the caller then encodes in the transaction)."""
     if ENCODER_KEY not in session.info:
         return False
-    recorded: list[EncodeJob] = session.info.setdefault(_RECORDED_KEY, [])
-    recorded.append(job)
+    # Each job remembers the savepoint it was recorded in (None: no savepoint), so that
+    # rolling that savepoint back forgets it.
+    recorded: list[tuple[SessionTransaction | None, EncodeJob]] = session.info.setdefault(
+        _RECORDED_KEY, []
+    )
+    recorded.append((session.get_nested_transaction(), job))
     return True
 
 
 def _hand_over(session: Session) -> None:
-    jobs: list[EncodeJob] | None = session.info.pop(_RECORDED_KEY, None)
-    if jobs:
+    # ``after_commit`` also runs when a savepoint is released: the rows are not committed
+    # yet, and the outer transaction may still roll back.
+    if session.in_nested_transaction():
+        return
+    recorded: list[tuple[SessionTransaction | None, EncodeJob]] | None = session.info.pop(
+        _RECORDED_KEY, None
+    )
+    if recorded:
         encoder: WireEncoder = session.info[ENCODER_KEY]
-        encoder.submit(jobs)
+        encoder.submit([job for _savepoint, job in recorded])
 
 
-def _forget(session: Session, transaction: SessionTransaction) -> None:
+def _forget_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    # A rolled-back savepoint takes its rows with it: forget the jobs recorded in it or in
+    # savepoints inside it. (The outermost transaction is ``_forget_uncommitted``'s.)
+    if not previous_transaction.nested:
+        return
+    recorded = session.info.get(_RECORDED_KEY)
+    if recorded:
+        recorded[:] = [
+            (savepoint, job) for savepoint, job in recorded
+            if not _within(savepoint, previous_transaction)
+        ]
+
+
+def _forget_uncommitted(session: Session, transaction: SessionTransaction) -> None:
     # The outermost transaction ended without a commit (``after_commit`` took the list
     # before this runs): its rows do not exist, and SQLite may give their ids to the next
-    # rows, so nothing of it may be encoded. A savepoint's end keeps the list.
+    # rows, so nothing of it may be encoded.
     if transaction.parent is None:
         session.info.pop(_RECORDED_KEY, None)
 
+
+def _within(savepoint: SessionTransaction | None, outer: SessionTransaction) -> bool:
+    while savepoint is not None:
+        if savepoint is outer:
+            return True
+        savepoint = savepoint.parent
+    return False
