@@ -204,3 +204,14 @@ def states(session_factory: sessionmaker[Session]) -> dict[str, int]:
     for row in rows(session_factory):
         counts[row.state] = counts.get(row.state, 0) + 1
     return counts
+
+
+def wait_until(predicate: Callable[[], bool], *, timeout: float = 10.0) -> None:
+    """Poll ``predicate`` every 10 ms until it holds; ``TimeoutError`` after ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition still false after the timeout")
+        time.sleep(0.01)

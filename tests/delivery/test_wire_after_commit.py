@@ -279,3 +279,28 @@ def test_one_body_that_cannot_be_stored_costs_only_itself(
     bodies = helpers.wire_bodies(session_factory)
     assert bodies[build_trace(infos[1]).id].wire_format == "other/1"
     assert {bodies[build_trace(i).id].wire_format for i in (infos[0], infos[2])} == {WIRE_FORMAT}
+
+
+def test_traces_committed_close_together_share_one_store_transaction(
+    engine: Engine, settings: Settings, session_factory: sessionmaker[Session], app_id: str
+) -> None:
+    """The encoder lingers briefly after the first trace, so runs committing close together
+    are stored in one transaction; a lone trace is still stored without a flush."""
+    factory = make_session_factory(engine)
+    encoder = WireEncoder(factory, build_options(settings), linger=0.3)
+    attach(factory, encoder)
+    encoder.start()
+    try:
+        for _ in range(3):
+            with factory() as session:
+                record_trace(session, settings, helpers.message_for(app_id))
+                session.commit()
+        helpers.wait_until(lambda: encoder.stats.stored == 3, timeout=5)
+        assert encoder.stats.transactions == 1
+        with factory() as session:
+            record_trace(session, settings, helpers.message_for(app_id))
+            session.commit()
+        helpers.wait_until(lambda: encoder.stats.stored == 4, timeout=5)
+        assert encoder.stats.transactions == 2
+    finally:
+        encoder.stop()

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Final, cast
 
-from sqlalchemy import Insert, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Insert, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from opstrail.delivery import codec
@@ -94,24 +94,28 @@ _WIRE_IF_FRESH: Final = insert(cast(Table, OutboxWire.__table__)).from_select(
 _WIRE_IF_FRESH_RETURNING: Final = _WIRE_IF_FRESH.returning(OutboxWire.outbox_id)
 
 
-def store_encoded(session: Session, encoded: Sequence[tuple[int, EncodedTrace]]) -> int:
+def store_encoded(connection: Connection, encoded: Sequence[tuple[int, EncodedTrace]]) -> int:
     """Store bodies encoded after their rows committed (``(outbox id, body)`` pairs), each
     only if its row still holds that trace, untouched since it was recorded; the others are
     skipped (their dispatcher builds them from the trace info). In the caller's
     transaction; returns how many were stored."""
     stored = 0
-    connection = session.connection()
-    # One statement per body, so that its answer says whether the row took it (psycopg
-    # reports no row count for an INSERT through SQLAlchemy: RETURNING does).
+    # One statement per body, so that its answer says whether the row took it (RETURNING
+    # where the database has it; SQLite before 3.35 has a reliable row count).
     returning = connection.dialect.insert_returning
-    statement = _WIRE_IF_FRESH_RETURNING if returning else _WIRE_IF_FRESH
+    statement = driver_statement(
+        _WIRE_IF_FRESH_RETURNING if returning else _WIRE_IF_FRESH, connection.dialect
+    )
     for row_id, body in encoded:
-        result = connection.execute(statement, {
+        cursor = statement.execute(connection, {
             "outbox_id": row_id, "row_id": row_id, "trace_id": body.trace_id,
             "wire_format": body.wire_format, "body": body.body,
             "observation_count": body.observations,
         })
-        stored += len(result.all()) if returning else max(result.rowcount, 0)
+        try:
+            stored += len(cursor.fetchall()) if returning else max(cursor.rowcount, 0)
+        finally:
+            cursor.close()
     return stored
 
 

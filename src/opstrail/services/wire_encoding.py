@@ -57,6 +57,7 @@ class EncoderStats:
     stored: int = 0  # of those, stored (the others' rows had moved on: claimed, re-queued)
     failed: int = 0  # failed to encode or to store: built at send time instead
     dropped: int = 0  # refused while the queue was full: built at send time instead
+    transactions: int = 0  # store transactions committed
 
 
 @dataclass(slots=True)
@@ -72,7 +73,10 @@ class WireEncoder:
         session_factory: where the bodies are stored (its own short transactions).
         options: the deployment's build options (the dispatcher builds with the same).
         max_queued: traces waiting at most; beyond it a trace is left to the dispatcher.
-        batch: traces stored per transaction.
+        batch: traces stored per transaction at most.
+        linger: how long the thread waits for more traces after the first, so that under load
+            one transaction stores several (a transaction costs about as much as encoding a
+            chat message) and the request threads are not woken for every trace.
     """
 
     def __init__(
@@ -82,8 +86,11 @@ class WireEncoder:
         *,
         max_queued: int = 10_000,
         batch: int = 64,
+        linger: float = 0.01,
     ) -> None:
         self._sessions = session_factory
+        self._linger = linger
+        self._flushing = 0
         self._options = options
         self._max_queued = max_queued
         self._batch = batch
@@ -111,18 +118,25 @@ class WireEncoder:
             if room < len(jobs):
                 self.stats.dropped += len(jobs) - max(room, 0)
                 jobs = jobs[: max(room, 0)]
+            idle = not self._queue.jobs
             self._queue.jobs.extend(jobs)
-            self._ready.notify()
+            if idle or len(self._queue.jobs) >= self._batch:
+                self._ready.notify()
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued trace is stored; ``False`` if ``timeout`` passed first."""
         deadline = time.monotonic() + timeout
         with self._ready:
-            while self._queue.jobs or self._queue.busy:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._ready.wait(min(left, 0.05))
+            self._flushing += 1  # no lingering meanwhile
+            self._ready.notify_all()
+            try:
+                while self._queue.jobs or self._queue.busy:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._ready.wait(min(left, 0.05))
+            finally:
+                self._flushing -= 1
         return True
 
     def stop(self, grace: float = 2.0) -> None:
@@ -143,6 +157,13 @@ class WireEncoder:
                 self._queue.busy = False
                 self._ready.notify_all()  # wakes ``flush``
                 self._ready.wait()
+            linger_until = time.monotonic() + self._linger
+            while (
+                len(self._queue.jobs) < self._batch
+                and not (self._stopping or self._flushing)
+                and (left := linger_until - time.monotonic()) > 0
+            ):
+                self._ready.wait(left)
             if self._stopping:
                 return None
             count = min(self._batch, len(self._queue.jobs))
@@ -163,15 +184,16 @@ class WireEncoder:
         """Store ``encoded`` in one transaction; how many were stored, ``None`` on failure
         (the rows stay; the dispatcher builds them at send time)."""
         try:
-            with self._sessions() as session:
-                stored = store_encoded(session, encoded)
-                session.commit()
+            # A Core transaction, not a session: lighter, and no session events.
+            with self._sessions.kw["bind"].begin() as connection:
+                stored = store_encoded(connection, encoded)
         except Exception:  # the worker-thread boundary: log, count, go on
             log.exception("storing %d encoded trace(s) failed", len(encoded))
             if len(encoded) == 1:
                 self.stats.failed += 1
             return None
         self.stats.stored += stored
+        self.stats.transactions += 1
         return stored
 
     def _encode(self, job: EncodeJob) -> EncodedTrace | None:
