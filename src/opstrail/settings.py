@@ -83,6 +83,14 @@ class Settings(BaseSettings):
         default=2, ge=1, le=16,
         description="Dispatch cycles a worker keeps in flight while a backlog lasts.",
     )
+    dispatch_linger: float = Field(
+        default=0.2, ge=0, le=5,
+        description=(
+            "Seconds a worker waits after a small batch, so that the next one carries more "
+            "traces: at 100 traces/s, 0.2 s costs about 100 ms of latency and saves half "
+            "the worker's CPU per trace."
+        ),
+    )
     dispatch_poll_interval: float = Field(
         default=0.05, gt=0, description="Seconds between outbox polls when idle."
     )

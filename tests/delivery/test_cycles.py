@@ -189,6 +189,14 @@ def test_the_deployment_setting_sets_the_cycles(tmp_path: Any) -> None:
     assert dispatch_options(Settings(data_dir=tmp_path, dispatch_cycles=3)).cycles_in_flight == 3
 
 
+def test_the_deployment_setting_sets_the_linger(tmp_path: Any) -> None:
+    """``OPSTRAIL_DISPATCH_LINGER`` reaches the dispatcher options (default 0.2 s)."""
+    from opstrail.services.bootstrap import dispatch_options
+
+    assert dispatch_options(Settings(data_dir=tmp_path)).linger == 0.2
+    assert dispatch_options(Settings(data_dir=tmp_path, dispatch_linger=0.05)).linger == 0.05
+
+
 def test_a_cycle_starts_no_request_once_half_its_lease_is_gone(
     collector: CollectorHandle,
     settings: Settings,

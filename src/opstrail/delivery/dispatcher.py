@@ -122,7 +122,7 @@ class DispatchOptions:
     lease_seconds: float = 60.0
     poll_interval: float = 0.05
     max_idle_interval: float = 0.25
-    linger: float = 0.05
+    linger: float = 0.2
     max_row_age: timedelta = timedelta(days=7)
     retention: timedelta = timedelta(days=30)
     schedule: RetrySchedule = field(default_factory=RetrySchedule)

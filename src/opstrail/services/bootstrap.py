@@ -32,6 +32,7 @@ def dispatch_options(settings: Settings, **overrides: Any) -> DispatchOptions:
     options = DispatchOptions(
         batch_size=settings.dispatch_batch_size,
         cycles_in_flight=settings.dispatch_cycles,
+        linger=settings.dispatch_linger,
         poll_interval=settings.dispatch_poll_interval,
         lease_seconds=settings.dispatch_lease_seconds,
         max_row_age=max_age,
