@@ -99,9 +99,7 @@ def test_literals_of_a_statement_keep_their_values(
         .limit(2)
     )
     with engine.connect() as connection:
-        cursor = driver_statement(statement, connection.dialect).execute(
-            connection, {"app_id": app_id}
-        )
-        rows = cursor.fetchall()
-        cursor.close()
+        compiled = driver_statement(statement, connection.dialect)
+        with compiled.execute(connection, {"app_id": app_id}) as cursor:
+            rows = cursor.fetchall()
     assert [state for _id, state in rows] == ["unrouted!", "unrouted!"]

@@ -188,13 +188,9 @@ def recording_settings(session: Session, app_id: str) -> RecordingSettings:
     (``storage.driver_sql``).
     """
     connection = session.connection()
-    cursor = driver_statement(_RECORDING_QUERY, connection.dialect).execute(
-        connection, {"app_id": app_id}
-    )
-    try:
+    statement = driver_statement(_RECORDING_QUERY, connection.dialect)
+    with statement.execute(connection, {"app_id": app_id}) as cursor:
         found = cursor.fetchone()
-    finally:
-        cursor.close()
     if found is None:
         return RecordingSettings(enabled=False, provider=None, policy=ContentPolicy())
     enabled, provider, mode, patterns_json, sample_rate, path = found

@@ -107,15 +107,12 @@ def store_encoded(connection: Connection, encoded: Sequence[tuple[int, EncodedTr
         _WIRE_IF_FRESH_RETURNING if returning else _WIRE_IF_FRESH, connection.dialect
     )
     for row_id, body in encoded:
-        cursor = statement.execute(connection, {
+        with statement.execute(connection, {
             "outbox_id": row_id, "row_id": row_id, "trace_id": body.trace_id,
             "wire_format": body.wire_format, "body": body.body,
             "observation_count": body.observations,
-        })
-        try:
+        }) as cursor:
             stored += len(cursor.fetchall()) if returning else max(cursor.rowcount, 0)
-        finally:
-            cursor.close()
     return stored
 
 
@@ -186,23 +183,19 @@ def _insert(
     connection = session.connection()
     dialect = connection.dialect
     if dialect.insert_returning:
-        cursor = driver_statement(_INSERT_ROW_RETURNING, dialect).execute(connection, values)
-        try:
-            row_id = int(cursor.fetchone()[0])
-        finally:
-            cursor.close()
+        with driver_statement(_INSERT_ROW_RETURNING, dialect).execute(connection, values) as c:
+            row_id = int(c.fetchone()[0])
     else:  # SQLite before 3.35
-        cursor = driver_statement(_INSERT_ROW, dialect).execute(connection, values)
-        row_id = int(cursor.lastrowid)
-        cursor.close()
-    driver_statement(_INSERT_PAYLOAD, dialect).execute(
+        with driver_statement(_INSERT_ROW, dialect).execute(connection, values) as c:
+            row_id = int(c.lastrowid)
+    driver_statement(_INSERT_PAYLOAD, dialect).run(
         connection, {"outbox_id": row_id, "payload": payload}
-    ).close()
+    )
     if encoded is not None:
-        driver_statement(_INSERT_WIRE, dialect).execute(connection, {
+        driver_statement(_INSERT_WIRE, dialect).run(connection, {
             "outbox_id": row_id, "wire_format": encoded.wire_format, "body": encoded.body,
             "observation_count": encoded.observations,
-        }).close()
+        })
     return row_id
 
 

@@ -11,7 +11,8 @@ Core execution would store.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -70,16 +71,21 @@ class DriverStatement:
             return tuple(processed)
         return dict(zip(self.names, processed, strict=True))
 
-    def execute(self, connection: Connection, values: Mapping[str, Any]) -> Any:
-        """Run on ``connection``'s DBAPI cursor, in its transaction; returns the cursor (the
-        caller reads and closes it)."""
+    @contextmanager
+    def execute(self, connection: Connection, values: Mapping[str, Any]) -> Iterator[Any]:
+        """Run on ``connection``'s DBAPI cursor, in its transaction; yields the cursor to
+        read (rows, ``rowcount``, ``lastrowid``) and closes it afterwards."""
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(self.sql, self.parameters(values))
-        except BaseException:
+            yield cursor
+        finally:
             cursor.close()
-            raise
-        return cursor
+
+    def run(self, connection: Connection, values: Mapping[str, Any]) -> None:
+        """Run a statement whose answer is not read (an INSERT without RETURNING)."""
+        with self.execute(connection, values):
+            pass
 
 
 @functools.lru_cache(maxsize=64)
