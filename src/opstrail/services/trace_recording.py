@@ -23,7 +23,7 @@ from opstrail.delivery.codec import KIND_SCORE
 from opstrail.delivery.outbox import enqueue_score, enqueue_trace
 from opstrail.exporters.base import EncodedTrace, IngestionPath
 from opstrail.exporters.registry import record_encoder
-from opstrail.services.wire_encoding import ENCODER_KEY, EncodeJob, defer, encode_record
+from opstrail.services.wire_encoding import EncodeJob, attached, defer, encode_record
 from opstrail.settings import Settings
 from opstrail.storage.tables.outbox import OutboxRow
 from opstrail.tracing.build import BuildOptions
@@ -67,7 +67,7 @@ def record_trace(session: Session, settings: Settings, info: RootTraceInfo) -> N
     if kept is None:
         return
     path = _stored_path(settings, recording)
-    if path is not None and ENCODER_KEY in session.info:
+    if path is not None and attached(session):
         row_id = enqueue_trace(session, kept)
         defer(session, EncodeJob(row_id, kept, path))
         return

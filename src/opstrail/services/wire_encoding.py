@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 # Keys of ``Session.info``: the session factory's encoder, and the traces its open
 # transaction recorded.
-ENCODER_KEY: Final = "opstrail.wire_encoder"
+_ENCODER_KEY: Final = "opstrail.wire_encoder"
 _RECORDED_KEY: Final = "opstrail.encode_after_commit"
 
 
@@ -228,24 +228,27 @@ def attach(session_factory: sessionmaker[Session], encoder: WireEncoder) -> None
     """Have sessions of ``session_factory`` hand the traces they record to ``encoder`` when
     their outermost transaction commits, and forget them when it (or the savepoint they were
     recorded in) ends any other way."""
-    session_factory.configure(info={ENCODER_KEY: encoder})
+    session_factory.configure(info={_ENCODER_KEY: encoder})
     event.listen(session_factory, "after_commit", _hand_over)
     event.listen(session_factory, "after_soft_rollback", _forget_rolled_back)
     event.listen(session_factory, "after_transaction_end", _forget_uncommitted)
 
 
-def defer(session: Session, job: EncodeJob) -> bool:
-    """List ``job`` for encoding after ``session`` commits; ``False`` when the session's
-    factory has no encoder (the caller then encodes in the transaction)."""
-    if ENCODER_KEY not in session.info:
-        return False
+def attached(session: Session) -> bool:
+    """Whether ``session``'s factory has an encoder (else the caller encodes in the
+    transaction)."""
+    return _ENCODER_KEY in session.info
+
+
+def defer(session: Session, job: EncodeJob) -> None:
+    """List ``job`` for encoding after ``session`` commits (its factory has an encoder:
+    ``attached``)."""
     # Each job remembers the savepoint it was recorded in (None: no savepoint), so that
     # rolling that savepoint back forgets it.
     recorded: list[tuple[SessionTransaction | None, EncodeJob]] = session.info.setdefault(
         _RECORDED_KEY, []
     )
     recorded.append((session.get_nested_transaction(), job))
-    return True
 
 
 def _hand_over(session: Session) -> None:
@@ -257,7 +260,7 @@ def _hand_over(session: Session) -> None:
         _RECORDED_KEY, None
     )
     if recorded:
-        encoder: WireEncoder = session.info[ENCODER_KEY]
+        encoder: WireEncoder = session.info[_ENCODER_KEY]
         encoder.submit([job for _savepoint, job in recorded])
 
 
