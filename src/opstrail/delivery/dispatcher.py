@@ -264,7 +264,6 @@ class Dispatcher:
         # would wait in SQLite's sleeping busy handler instead of on this lock.
         self._write_lock = threading.Lock()
         self._housekeeping_lock = threading.Lock()
-        self._cycle_owners: set[str] = {self.owner}
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -400,7 +399,8 @@ class Dispatcher:
         many rows. Safe from another thread (the shutdown path)."""
         with self._sessions() as session:
             released = sum(
-                repo.release_leases(session, owner=owner) for owner in sorted(self._cycle_owners)
+                repo.release_leases(session, owner=self._cycle_owner(cycle))
+                for cycle in range(self.options.cycles_in_flight)
             )
             if self.options.single_lease:
                 repo.drop_lease(session, name=self.options.single_lease, owner=self.owner)
@@ -464,9 +464,7 @@ class Dispatcher:
         return len(rows)
 
     def _cycle_owner(self, cycle: int) -> str:
-        owner = self.owner if cycle == 0 else f"{self.owner}#{cycle}"
-        self._cycle_owners.add(owner)
-        return owner
+        return self.owner if cycle == 0 else f"{self.owner}#{cycle}"
 
     def _release(self, ids: Sequence[int], owner: str) -> None:
         with self._write_lock, self._sessions() as session:
