@@ -300,3 +300,21 @@ def test_a_changed_rating_waits_for_the_rating_it_replaces(
         )
         session.commit()
     assert dislike.kind == "score" and dislike.id > in_flight[1].id
+
+
+def test_a_resend_after_half_the_lease_is_given_back_too(
+    collector: CollectorHandle,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    app_id: str,
+) -> None:
+    """The half-lease rule holds for every request of a cycle, the halves of a refused batch
+    included: a 400 that comes back after half the lease leaves its rows due, untried."""
+    helpers.record(session_factory, settings, [helpers.message_for(app_id) for _ in range(4)])
+    collector.set_faults(fail_next=1, fail_status=400, latency_seconds=0.7, targets=("otel",))
+    dispatcher = helpers.dispatcher(settings, session_factory, lease_seconds=1.0)
+    assert dispatcher.run_once() == 4
+    dispatcher.close()
+    assert collector.requests().get("otel") == 1
+    rows = helpers.rows(session_factory)
+    assert {(row.state, row.attempts, row.lease_owner) for row in rows} == {("pending", 0, None)}

@@ -592,15 +592,12 @@ class Dispatcher:
             )
         return True
 
-    def _release_items(self, items: Sequence[_Item]) -> None:
-        for item in items:
-            self._judge(item, _Verdict.RELEASE, "shutdown", "released at shutdown, not sent")
-
     def _released(self, items: Sequence[_Item]) -> bool:
         """Give ``items`` back unsent when stopping, or when their lease is half gone (a
         slow destination earlier in the cycle); ``True`` if so."""
         if self._stop.is_set():
-            self._release_items(items)
+            for item in items:
+                self._judge(item, _Verdict.RELEASE, "shutdown", "released at shutdown, not sent")
             return True
         if time.monotonic() > items[0].send_by:
             for item in items:
@@ -721,8 +718,8 @@ class Dispatcher:
         return ready
 
     def _send(self, destination: Destination, items: list[_Item], *, path_switched: bool) -> None:
-        if self._stop.is_set():
-            self._release_items(items)
+        # Every request passes here, the resends of a split, a shrink or a path switch too.
+        if self._released(items):
             return
         try:
             exporters = self._exporter(destination)
